@@ -1,0 +1,63 @@
+"""The ``dutygw`` command: one entry point, subcommands registered by each feature module.
+
+Each module in ``COMMAND_MODULES`` has ``register(subparsers)``; its parsers set
+``func(args) -> int``. This is the one place that turns a ``GatewayError`` into a log line
+and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.config import Config, load_config
+from gateway.errors import GatewayError
+
+log = logging.getLogger("dutygw")
+
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dutygw", description="政务值班室 telephony and fax gateway")
+    parser.add_argument("--config", "-c", type=Path, default=None,
+                        help="TOML configuration (default: $DUTYGW_CONFIG, else environment only)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The configuration named by ``--config`` (or ``$DUTYGW_CONFIG``), validated."""
+    import os
+
+    path = args.config or (Path(os.environ["DUTYGW_CONFIG"]) if os.environ.get("DUTYGW_CONFIG") else None)
+    return load_config(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except GatewayError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

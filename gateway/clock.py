@@ -1,0 +1,57 @@
+"""Time is passed in: logic never reads the wall clock itself.
+
+The daemon hands a ``SystemClock`` to what needs "now"; tests and replays hand a
+``FixedClock`` they move by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class FixedClock:
+    """A clock that stands still until moved; for tests and replays."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> datetime:
+        self.current += timedelta(seconds=seconds)
+        return self.current
+
+    def set(self, when: datetime) -> None:
+        self.current = when
+
+
+def utc_from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def as_utc(when: datetime) -> datetime:
+    """Aware datetime in UTC; a naive one is taken to be UTC already (as the database stores it)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def local_iso(when: datetime | None, tz: ZoneInfo = SHANGHAI) -> str | None:
+    """ISO 8601 with offset in the duty room's zone, for what people read."""
+    return None if when is None else as_utc(when).astimezone(tz).isoformat(timespec="seconds")

@@ -1,0 +1,90 @@
+"""Escalations (waking the leadership for urgent faxes), their call attempts and outbound mail.
+
+The escalation's whole state lives here so that a restarted gateway resumes it without
+calling anyone twice for the same attempt: an attempt row is written (``planned``) before
+its Originate leaves, and its ActionID is the row's key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.base import Base, UTCDateTime
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    """open → acknowledged | exhausted | cancelled."""
+    shift_key: Mapped[str | None] = mapped_column(String(30))
+    """The shift it was opened in, e.g. 2026-11-21/night."""
+    receipt_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Every urgent receipt this page announces (several faxes close together make one page)."""
+    chain: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The resolved chain: [{"role", "name", "number"}], fixed when opened."""
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_number: Mapped[str | None] = mapped_column(String(50))
+    deadline_met: Mapped[bool | None] = mapped_column(Boolean)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    attempts: Mapped[list["PageAttempt"]] = relationship(
+        back_populates="escalation", order_by="PageAttempt.id", cascade="all, delete-orphan"
+    )
+
+
+class PageAttempt(Base):
+    __tablename__ = "page_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    """Index into the chain."""
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    try_no: Mapped[int] = mapped_column(Integer, default=0)
+    role: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    number: Mapped[str] = mapped_column(String(50))
+    action_id: Mapped[str] = mapped_column(String(80), unique=True)
+    planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[str] = mapped_column(String(20), default="planned")
+    """planned → sent → answered → acknowledged | not_acknowledged; or no_answer | busy | failed."""
+    channel: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    escalation: Mapped[Escalation] = relationship(back_populates="attempts")
+
+
+class OutboundMail(Base):
+    """A notice, digest or report to send through the relay; retried until sent."""
+
+    __tablename__ = "outbound_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    """urgent_notice | night_digest | report."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    recipients: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """[{"path", "filename", "content_type"}]; never the image of a classified fax."""
+    receipt_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    shift_key: Mapped[str | None] = mapped_column(String(30))
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    """pending → sent | failed (kept retrying while pending)."""
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
