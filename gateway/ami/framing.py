@@ -31,14 +31,20 @@ def parse_message(block: bytes, received_at: datetime | None = None) -> AmiMessa
     under the empty header name so nothing is lost (e.g. ``Command`` output)."""
     headers: list[tuple[str, str]] = []
     for line in decode_text(block).replace("\r\n", "\n").split("\n"):
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.append((name.strip(), value.lstrip(" ")))
-        else:
-            headers.append(("", line))
+        name, sep, value = line.partition(": ")  # the protocol's form, and the hot path
+        if sep and ":" not in name:
+            headers.append((name, value))
+        elif line:
+            headers.append(_odd_header(line))
     return AmiMessage(tuple(headers), received_at)
+
+
+def _odd_header(line: str) -> tuple[str, str]:
+    """A line not in ``Name: value`` form: ``Name:value``, ``Name:``, or no header at all."""
+    name, sep, value = line.partition(":")
+    if sep:
+        return name.strip(), value.removeprefix(" ")
+    return "", line
 
 
 class Framer:
@@ -59,9 +65,10 @@ class Framer:
         messages: list[AmiMessage] = []
         if not self._greeted:
             greeting = self._take_greeting(received_at)
-            if greeting is None:
-                return messages
-            messages.append(greeting)
+            if not self._greeted:
+                return messages  # the first line is not complete yet
+            if greeting is not None:
+                messages.append(greeting)
         for block in self._take_blocks():
             if block.strip():
                 messages.append(parse_message(block, received_at))
@@ -81,6 +88,11 @@ class Framer:
         return AmiMessage((("Greeting", decode_text(line)),), received_at)
 
     def _take_blocks(self) -> Iterator[bytes]:
+        if b"\n\n" not in self._buffer:  # CRLF only, as Asterisk sends: split in one go
+            *blocks, rest = bytes(self._buffer).split(_SEPARATOR)
+            self._buffer = bytearray(rest)
+            yield from blocks
+            return
         while True:
             end, width = _find_blank_line(self._buffer)
             if end < 0:
@@ -102,7 +114,7 @@ class Framer:
 
 def _find_blank_line(buffer: bytearray) -> tuple[int, int]:
     crlf = buffer.find(_SEPARATOR)
-    lf = buffer.find(b"\n\n")
+    lf = buffer.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(buffer))  # only before crlf: linear
     if crlf < 0 and lf < 0:
         return -1, 0
     if lf < 0 or (0 <= crlf <= lf):
