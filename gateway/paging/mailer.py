@@ -1,0 +1,238 @@
+"""Outbound mail: notices are queued as ``OutboundMail`` rows, then sent through the relay.
+
+``queue_urgent_notice`` and ``queue_due_digests`` turn receipts into queued notices;
+``MailService`` queues the digests of shifts that have ended and sends what is due.
+
+The row is written first, so a notice survives a restart or a relay that is down; a
+failed send stays ``pending`` with ``tries`` and ``last_error`` updated and is tried
+again ``retry_minutes`` later. smtplib blocks, so each send runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.clock import Clock
+from gateway.config import Config, MailConfig
+from gateway.paging.calendar import Shift, shifts_between
+from gateway.paging.notices import NIGHT_DIGEST, MailNotice, night_digest_mail, urgent_notice_mail
+from gateway.paging.policy import ReceiptFacts, decide
+from storage.db import Database
+from storage.faxes import Receipt
+from storage.paging import OutboundMail
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT_SECONDS = 60.0
+DIGEST_LOOKBACK = timedelta(days=1)
+"""How far back a (re)started gateway looks for shifts whose digest was not queued yet."""
+DIGEST_GRACE = timedelta(minutes=15)
+"""How long a digest waits for faxes of its shift still being read."""
+
+
+def queue_mail(session: Session, notice: MailNotice, recipients: Sequence[str], now: datetime,
+               due_at: datetime | None = None) -> OutboundMail:
+    """Add the notice as a pending row (in the caller's transaction); sent when due."""
+    row = OutboundMail(
+        kind=notice.kind, created_at=now, due_at=due_at or now, recipients=list(recipients),
+        subject=notice.subject, body=notice.body, receipt_ids=list(notice.receipt_ids),
+        attachments=[{"path": a.path, "filename": a.filename, "content_type": a.content_type}
+                     for a in notice.attachments],
+        shift_key=notice.shift_key, state="pending", tries=0,
+    )
+    if not row.recipients:
+        row.state, row.last_error = "failed", "no recipients: set [mail] secretariat"
+        log.error("mail %r not sent: no recipients configured ([mail] secretariat)", notice.subject)
+    session.add(row)
+    return row
+
+
+def queue_urgent_notice(session: Session, receipts: Sequence[Receipt], config: Config, now: datetime,
+                        shift_key: str | None = None) -> OutboundMail:
+    """The immediate mail to the secretariat for urgent faxes (day shift, or paging switched off)."""
+    notice = urgent_notice_mail(receipts, room_name=config.duty.room_name, room_phone=config.duty.room_phone,
+                                tz=config.zone, shift_key=shift_key)
+    return queue_mail(session, notice, config.mail.secretariat, now)
+
+
+def queue_due_digests(session: Session, config: Config, now: datetime,
+                      lookback: timedelta = DIGEST_LOOKBACK) -> list[OutboundMail]:
+    """Queue the digest of every off-hours shift that has ended and has ordinary faxes.
+
+    The digest's receipts are found again by ``decide`` (pure, so the same answer as when
+    each fax arrived); a shift gets one digest, whatever the outcome of sending it.
+    """
+    queued = []
+    for shift in shifts_between(now - lookback, now, config.calendar, config.zone):
+        if not shift.off_hours or shift.end > now or _digest_exists(session, shift.key):
+            continue
+        receipts = _shift_receipts(session, shift)
+        if not digest_ready(shift, now, [r.status for r in receipts]):
+            continue
+        listed = [r for r in receipts if decide(ReceiptFacts.of(r), shift, config.paging).digest]
+        if listed:
+            notice = night_digest_mail(listed, shift, room_name=config.duty.room_name,
+                                       room_phone=config.duty.room_phone, tz=config.zone)
+            queued.append(queue_mail(session, notice, config.mail.secretariat, now))
+    return queued
+
+
+def digest_ready(shift: Shift, now: datetime, statuses: Sequence[str]) -> bool:
+    """A fax that came at 07:59 is still being read at 08:00: wait for it, but not for ever."""
+    still_reading = any(status == "reading" for status in statuses)
+    return now >= shift.end and (not still_reading or now >= shift.end + DIGEST_GRACE)
+
+
+def _digest_exists(session: Session, shift_key: str) -> bool:
+    query = select(OutboundMail.id).where(OutboundMail.kind == NIGHT_DIGEST, OutboundMail.shift_key == shift_key)
+    return session.scalar(query.limit(1)) is not None
+
+
+def _shift_receipts(session: Session, shift: Shift) -> list[Receipt]:
+    query = select(Receipt).where(Receipt.received_at >= shift.start, Receipt.received_at < shift.end)
+    return list(session.scalars(query.order_by(Receipt.received_at, Receipt.id)))
+
+
+def build_message(row: OutboundMail, sender: str) -> EmailMessage:
+    """The MIME message: UTF-8 throughout, Chinese subject and file names encoded per RFC 2047/2231."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(row.recipients)
+    message["Subject"] = row.subject
+    message["Date"] = formatdate(row.created_at.timestamp(), localtime=False)
+    message["Message-ID"] = make_msgid(idstring=f"dutygw.{row.id}", domain=sender.rpartition("@")[2] or "dutygw.local")
+    body, files = row.body, []
+    for attachment in row.attachments:
+        path = Path(attachment["path"])
+        if path.is_file():
+            files.append((path.read_bytes(), attachment))
+        else:  # an urgent notice must still go out; say what is missing instead
+            body += f"\n（附件 {attachment['filename']} 无法读取，请到值班室查看原件）"
+    message.set_content(body, charset="utf-8")
+    for data, attachment in files:
+        maintype, _, subtype = attachment["content_type"].partition("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream",
+                               filename=attachment["filename"])
+    return message
+
+
+MessageBuilder = Callable[[OutboundMail, str], EmailMessage]
+
+
+class Mailer:
+    """Sends the due rows of the queue; ``builders`` give some kinds (``report``) a richer form."""
+
+    def __init__(self, db: Database, config: MailConfig, clock: Clock,
+                 builders: Mapping[str, MessageBuilder] | None = None) -> None:
+        self._db, self._config, self._clock = db, config, clock
+        self._builders = dict(builders or {})
+
+    async def send_due(self) -> int:
+        """Try every pending mail that is due; returns how many went out."""
+        sent = 0
+        for row_id in self._due_ids():
+            sent += await self._send_one(row_id)
+        return sent
+
+    def _due_ids(self) -> list[int]:
+        now = self._clock.now()
+        with self._db.session() as s:
+            query = select(OutboundMail.id).where(OutboundMail.state == "pending", OutboundMail.due_at <= now)
+            return list(s.scalars(query.order_by(OutboundMail.due_at, OutboundMail.id)))
+
+    async def _send_one(self, row_id: int) -> int:
+        try:
+            message, recipients = self._message(row_id)
+            refused = await asyncio.to_thread(self._deliver, message, recipients)
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
+            self._record(row_id, error=f"{type(exc).__name__}: {exc}")
+            return 0
+        if refused:  # the others got it; a resend would duplicate it for them
+            log.warning("mail %d: relay refused %s", row_id, ", ".join(f"{r} ({c})" for r, (c, _) in refused.items()))
+        self._record(row_id, error=None)
+        return 1
+
+    def _message(self, row_id: int) -> tuple[EmailMessage, list[str]]:
+        with self._db.session() as s:
+            row = s.get_one(OutboundMail, row_id)
+            build = self._builders.get(row.kind, build_message)
+            return build(row, self._config.sender), list(row.recipients)
+
+    def _deliver(self, message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
+        host, port = self._config.relay_host, self._config.relay_port
+        with smtplib.SMTP(host, port, timeout=SEND_TIMEOUT_SECONDS) as smtp:
+            return smtp.send_message(message, from_addr=self._config.sender, to_addrs=recipients)
+
+    def _record(self, row_id: int, *, error: str | None) -> None:
+        now = self._clock.now()
+        with self._db.session() as s:
+            row = s.get_one(OutboundMail, row_id)
+            row.tries += 1
+            if error is None:
+                row.state, row.sent_at, row.last_error = "sent", now, None
+                log.info("mail %d (%s) sent to %s", row.id, row.kind, ", ".join(row.recipients))
+                return
+            row.last_error = error
+            row.due_at = now + timedelta(minutes=self._config.retry_minutes)
+            log.warning("mail %d (%s) not sent (try %d): %s; retrying at %s",
+                        row.id, row.kind, row.tries, error, row.due_at.isoformat(timespec="seconds"))
+
+
+class MailService:
+    """The daemon's mail loop: a pass every ``interval_seconds``, or at once when ``wake``-d."""
+
+    def __init__(self, config: Config, db: Database, clock: Clock, interval_seconds: float = 30.0) -> None:
+        from gateway.report.mail import KIND as REPORT_KIND
+        from gateway.report.mail import report_message
+
+        self.mailer = Mailer(db, config.mail, clock, {REPORT_KIND: report_message})
+        self._config, self._db, self._clock = config, db, clock
+        self._interval = interval_seconds
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+
+    def wake(self) -> None:
+        """Something urgent was queued: send now rather than at the next pass."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name="mail")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def _queue_digests(self) -> None:
+        with self._db.session() as s:
+            for row in queue_due_digests(s, self._config, self._clock.now()):
+                log.info("digest of shift %s queued (%d faxes)", row.shift_key, len(row.receipt_ids))
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue_digests()
+                await self.mailer.send_due()
+            except Exception:  # a database hiccup must not end the loop; the rows stay queued
+                log.exception("mail pass failed; trying again in %.0f s", self._interval)
+            self.passes += 1
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,296 @@
+"""Outbound mail through a real SMTP relay on loopback (aiosmtpd), including a relay that is down."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from gateway.clock import UTC, FixedClock
+from gateway.config import Config, DutyConfig, MailConfig
+from gateway.paging.mailer import (
+    Mailer,
+    MailService,
+    queue_due_digests,
+    queue_mail,
+    queue_urgent_notice,
+)
+from gateway.paging.notices import urgent_notice_mail
+from storage.db import Database
+from storage.faxes import Receipt
+from storage.paging import OutboundMail
+from tests.conftest import FAX_FIXTURES
+
+NOW = datetime(2026, 11, 21, 15, 20, tzinfo=UTC)
+ROOM: dict[str, Any] = {"room_name": "市政府值班室", "room_phone": "027-87654321"}
+SECRETARIAT = ["mishuke@gov.example"]
+
+
+class Capture:
+    """An aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def relay_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def relay(relay_port: int) -> Iterator[Capture]:
+    handler = Capture()
+    controller = Controller(handler, hostname="127.0.0.1", port=relay_port)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+def receipt(seq: int, fixture_file: str, **fields: Any) -> Receipt:
+    return Receipt(id=seq, year=2026, seq=seq, received_at=NOW, is_urgent=True, possibly_urgent=False,
+                   urgency="特急", pages=2, original_path=str(FAX_FIXTURES / fixture_file),
+                   content_type="image/tiff", **fields)
+
+
+def queue(database: Database, *receipts: Receipt) -> int:
+    notice = urgent_notice_mail(list(receipts), **ROOM)
+    with database.session() as s:
+        row = queue_mail(s, notice, SECRETARIAT, NOW)
+        s.flush()
+        return row.id
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def stored(database: Database, row_id: int) -> OutboundMail:
+    with database.session() as s:
+        return s.get_one(OutboundMail, row_id)
+
+
+def test_urgent_notice_goes_out_with_chinese_subject_and_the_original(
+        database: Database, relay: Capture, relay_port: int) -> None:
+    fax = receipt(137, "fax_022.tif", issuer="江州市人民政府办公室", title="关于做好寒潮低温雨雪冰冻天气防范应对工作的通知",
+                  doc_number="江政办明电〔2025〕47号")
+    row_id = queue(database, fax)
+    mailer = Mailer(database, MailConfig(relay_port=relay_port, secretariat=SECRETARIAT), FixedClock(NOW))
+    assert asyncio.run(mailer.send_due()) == 1
+    ((recipients, raw),) = relay.messages
+    assert recipients == SECRETARIAT
+    assert b"=?utf-8?" in raw.split(b"\r\n\r\n", 1)[0].lower()  # the header itself is 7-bit, encoded
+    message = parsed(raw)
+    assert message["Subject"] == f"【紧急传真】传真〔2026〕0137号 特急 {fax.title}"
+    body = message.get_body(("plain",))
+    assert body is not None and fax.title in body.get_content()
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == "传真〔2026〕0137号.tif"
+    assert attachment.get_content_type() == "image/tiff"
+    assert attachment.get_content() == (FAX_FIXTURES / "fax_022.tif").read_bytes()
+    row = stored(database, row_id)
+    assert (row.state, row.tries, row.sent_at, row.last_error) == ("sent", 1, NOW, None)
+    assert asyncio.run(mailer.send_due()) == 0  # sent once only
+
+
+def test_classified_fax_mail_carries_no_image_and_no_content(
+        database: Database, relay: Capture, relay_port: int) -> None:
+    secret = receipt(138, "fax_003.tif", issuer="清源县森林防灭火指挥部办公室", classification="机密",
+                     title="关于进一步加强春季森林防灭火工作的通知", doc_number="清森防指办〔2025〕30号")
+    queue(database, secret)
+    mailer = Mailer(database, MailConfig(relay_port=relay_port), FixedClock(NOW))
+    assert asyncio.run(mailer.send_due()) == 1
+    ((_, raw),) = relay.messages
+    message = parsed(raw)
+    assert list(message.iter_attachments()) == []
+    text = message["Subject"] + message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    for leak in ("清源县", "森林防灭火", "清森防指办", "fax_003"):
+        assert leak not in text
+    assert "密级传真" in text and "027-87654321" in text
+
+
+def test_relay_down_is_retried_later(database: Database, relay_port: int) -> None:
+    row_id = queue(database, receipt(139, "fax_008.tif", title="关于立即开展道路交通安全大检查的通知"))
+    clock = FixedClock(NOW)
+    mailer = Mailer(database, MailConfig(relay_port=relay_port, retry_minutes=10), clock)
+    assert asyncio.run(mailer.send_due()) == 0  # nothing listens on the port yet
+    row = stored(database, row_id)
+    assert (row.state, row.tries, row.due_at) == ("pending", 1, NOW + timedelta(minutes=10))
+    assert row.last_error and "Connection" in row.last_error
+    clock.advance(300)
+    assert asyncio.run(mailer.send_due()) == 0  # not due yet: no second try
+    assert stored(database, row_id).tries == 1
+
+    handler = Capture()
+    controller = Controller(handler, hostname="127.0.0.1", port=relay_port)
+    controller.start()
+    try:
+        clock.advance(300)
+        assert asyncio.run(mailer.send_due()) == 1
+    finally:
+        controller.stop()
+    row = stored(database, row_id)
+    assert (row.state, row.tries, row.sent_at, row.last_error) == ("sent", 2, clock.now(), None)
+    assert len(handler.messages) == 1
+
+
+def test_missing_original_still_sends_the_notice(database: Database, relay: Capture, relay_port: int,
+                                                 tmp_path: Path) -> None:
+    fax = receipt(140, "fax_008.tif", title="关于立即开展道路交通安全大检查的通知")
+    fax.original_path = str(tmp_path / "gone.tif")
+    queue(database, fax)
+    assert asyncio.run(Mailer(database, MailConfig(relay_port=relay_port), FixedClock(NOW)).send_due()) == 1
+    message = parsed(relay.messages[0][1])
+    assert list(message.iter_attachments()) == []
+    assert "无法读取" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_without_recipients_the_mail_is_kept_as_failed(database: Database) -> None:
+    notice = urgent_notice_mail([receipt(141, "fax_008.tif", title="通知")], **ROOM)
+    with database.session() as s:
+        queue_mail(s, notice, [], NOW)
+    with database.session() as s:
+        (row,) = s.scalars(select(OutboundMail)).all()
+        assert (row.state, row.last_error) == ("failed", "no recipients: set [mail] secretariat")
+
+
+def test_mail_service_sends_when_woken_and_stops_cleanly(
+        database: Database, relay: Capture, relay_port: int) -> None:
+    config = Config(duty=DutyConfig(numbers=["02787654321"], extensions=["8001"]),
+                    mail=MailConfig(relay_port=relay_port))
+
+    async def scenario() -> None:
+        service = MailService(config, database, FixedClock(NOW), interval_seconds=3600)
+        await service.start()
+        try:
+            await _until(lambda: service.passes == 0)  # the first pass finds nothing
+            queue(database, receipt(142, "fax_008.tif", title="关于立即开展道路交通安全大检查的通知"))
+            service.wake()
+            await _until(lambda: not relay.messages)
+            assert service.passes == 2  # sent by the woken pass, not the hourly one
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+    assert len(relay.messages) == 1
+
+
+async def _until(waiting: Any, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        await asyncio.sleep(0.02)
+        if not waiting():
+            return
+
+
+def test_kinds_can_have_their_own_message_builder(database: Database, relay: Capture, relay_port: int) -> None:
+    def as_report(row: OutboundMail, sender: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = sender, ", ".join(row.recipients), "报告"
+        message.set_content(f"<p>{row.body}</p>", subtype="html")
+        return message
+
+    notice = urgent_notice_mail([receipt(143, "fax_008.tif", title="通知")], **ROOM)
+    with database.session() as s:
+        queue_mail(s, dataclasses.replace(notice, kind="report"), SECRETARIAT, NOW)
+    mailer = Mailer(database, MailConfig(relay_port=relay_port), FixedClock(NOW), {"report": as_report})
+    assert asyncio.run(mailer.send_due()) == 1
+    message = parsed(relay.messages[0][1])
+    assert message["Subject"] == "报告" and message.get_content_type() == "text/html"
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def config_for(relay_port: int = 25) -> Config:
+    return Config(duty=DutyConfig(numbers=["02787654321"], extensions=["8001"], room_phone="027-87654321"),
+                  mail=MailConfig(relay_port=relay_port, secretariat=SECRETARIAT))
+
+
+def file_receipt(database: Database, seq: int, local: str, status: str = "filed", **fields: Any) -> None:
+    with database.session() as s:
+        s.add(Receipt(year=2026, seq=seq, received_at=datetime.fromisoformat(local).replace(tzinfo=SHANGHAI),
+                      status=status, pages=1, **fields))
+
+
+def test_digest_of_saturday_night_lists_its_ordinary_faxes_once(database: Database) -> None:
+    file_receipt(database, 200, "2026-11-21T18:30", title="白班的普通来文")  # Saturday day shift
+    file_receipt(database, 201, "2026-11-21T21:05", title="关于召开全县安全生产工作会议的通知", issuer="青河县人民政府办公室")
+    file_receipt(database, 202, "2026-11-22T02:40", title="已电话通知的紧急来文", is_urgent=True, urgency="特急")
+    file_receipt(database, 203, "2026-11-22T05:10", title="一份机密的来文", classification="机密")
+    file_receipt(database, 204, "2026-11-22T07:59", title="交班前最后一份", status="reading")
+    config = config_for()
+    at = datetime(2026, 11, 22, 8, 5, tzinfo=SHANGHAI)
+    with database.session() as s:
+        queued = queue_due_digests(s, config, at)
+        # Saturday's day shift is a rest-day shift too: its digest went at 19:00.
+        assert [(row.shift_key, row.receipt_ids) for row in queued] == [("2026-11-21/day", [1])]
+    with database.session() as s:
+        assert queue_due_digests(s, config, at + timedelta(minutes=9)) == []  # 07:59 fax still being read
+    with database.session() as s:
+        (night,) = queue_due_digests(s, config, at + timedelta(minutes=11))
+        assert (night.kind, night.shift_key, night.recipients) == ("night_digest", "2026-11-21/night", SECRETARIAT)
+        assert night.receipt_ids == [2, 4, 5]  # the urgent fax was paged, not digested
+        assert night.subject == "【来文摘要】2026年11月21日夜班 共3份"
+        assert "关于召开全县安全生产工作会议的通知" in night.body and "一份机密的来文" not in night.body
+    with database.session() as s:
+        assert queue_due_digests(s, config, at + timedelta(hours=1)) == []  # one digest per shift
+
+
+def test_queue_urgent_notice_uses_the_secretariat_and_the_room(database: Database) -> None:
+    fax = receipt(300, "fax_008.tif", title="关于立即开展道路交通安全大检查的通知")
+    with database.session() as s:
+        row = queue_urgent_notice(s, [fax], config_for(), NOW, shift_key="2026-11-23/day")
+        assert (row.kind, row.recipients, row.shift_key, row.state) == (
+            "urgent_notice", SECRETARIAT, "2026-11-23/day", "pending")
+        assert "027-87654321" in row.body and row.attachments[0]["filename"] == "传真〔2026〕0300号.tif"
+
+
+class RefusesOne(Capture):
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.startswith("gone@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_a_refused_recipient_does_not_resend_to_the_others(
+        database: Database, relay_port: int, caplog: pytest.LogCaptureFixture) -> None:
+    handler = RefusesOne()
+    controller = Controller(handler, hostname="127.0.0.1", port=relay_port)
+    controller.start()
+    try:
+        notice = urgent_notice_mail([receipt(144, "fax_008.tif", title="通知")], **ROOM)
+        with database.session() as s:
+            row = queue_mail(s, notice, [*SECRETARIAT, "gone@gov.example"], NOW)
+            s.flush()
+            row_id = row.id
+        assert asyncio.run(Mailer(database, MailConfig(relay_port=relay_port), FixedClock(NOW)).send_due()) == 1
+    finally:
+        controller.stop()
+    assert [recipients for recipients, _ in handler.messages] == [SECRETARIAT]
+    assert stored(database, row_id).state == "sent"
+    assert "gone@gov.example (550)" in caplog.text
