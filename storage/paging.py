@@ -35,8 +35,10 @@ class Escalation(Base):
     acknowledged_number: Mapped[str | None] = mapped_column(String(50))
     deadline_met: Mapped[bool | None] = mapped_column(Boolean)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """No call before this (a burst right after an acknowledged page waits for its window)."""
 
-    attempts: Mapped[list["PageAttempt"]] = relationship(
+    attempts: Mapped[list[PageAttempt]] = relationship(
         back_populates="escalation", order_by="PageAttempt.id", cascade="all, delete-orphan"
     )
 
@@ -55,6 +57,10 @@ class PageAttempt(Base):
     number: Mapped[str] = mapped_column(String(50))
     action_id: Mapped[str] = mapped_column(String(80), unique=True)
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the call may be placed (a retry waits the attempt interval)."""
+    receipt_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The receipts this call announced."""
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
