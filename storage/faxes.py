@@ -82,7 +82,7 @@ class Receipt(Base):
     signed_by: Mapped[str | None] = mapped_column(String(100))
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    page_texts: Mapped[list["ReceiptPage"]] = relationship(
+    page_texts: Mapped[list[ReceiptPage]] = relationship(
         back_populates="receipt", order_by="ReceiptPage.page_no", cascade="all, delete-orphan"
     )
 

@@ -1,0 +1,378 @@
+"""Filing: one spooled mail becomes one receipt (来文登记), a duplicate note, or a quarantine entry.
+
+Steps run in order, each short, each committing what it knows so a crash at any point
+is resumed by filing the same mail again (``file`` is idempotent per mail):
+
+1. read the spool file and parse it (``mail.parse_mail``); malformed → quarantined;
+2. same Message-ID or same document as an earlier receipt → ``duplicate``;
+3. no fax document → quarantined (unless the fax server reports a failed fax: that is a
+   receipt needing review, since someone tried to send us something);
+4. keep the original under ``faxes/YYYY/`` and insert the numbered receipt (``reading``);
+5. load the pages and OCR them; page 1's urgency decision is committed the moment the
+   reader decides it (``on_header``), and ``on_urgency(receipt_id)`` is called at once;
+6. write fields, page texts and status (``filed`` or ``needs_review``), mark the mail filed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.fax.mail import Attachment, FaxMail, document_mail, parse_mail
+from gateway.fax.numbering import insert_numbered
+from gateway.fax.spool import write_durably
+from ocr.errors import UnreadableDocument
+from ocr.model import FaxFields, PageText, Reason, UrgencyDecision
+from storage.db import Database
+from storage.faxes import InboundMail, Receipt, ReceiptPage
+
+log = logging.getLogger(__name__)
+
+HeaderCallback = Callable[[UrgencyDecision, Any], None]
+"""``(decision, page-1 text)``, as ``ocr.reader.FaxReader`` calls it."""
+UrgencyCallback = Callable[[int], None]
+T = TypeVar("T")
+RETRIES = 50
+
+_SUFFIXES = {"image/tiff": ".tif", "application/pdf": ".pdf", "application/postscript": ".ps",
+             "image/png": ".png", "image/jpeg": ".jpg"}
+
+
+class Reading(Protocol):
+    """What filing takes from a reading (``ocr.reader.FaxReading`` fits)."""
+
+    @property
+    def pages(self) -> Sequence[PageText]: ...
+    @property
+    def fields(self) -> FaxFields: ...
+    @property
+    def urgency(self) -> UrgencyDecision: ...
+    @property
+    def confidence(self) -> float | None: ...
+    @property
+    def review(self) -> Sequence[str]:
+        """Why a person should check the reading (already in Chinese)."""
+        ...
+
+
+class Reader(Protocol):
+    """What filing needs of the OCR package (``ocr.reader.FaxReader`` fits)."""
+
+    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> Reading: ...
+
+
+PageLoader = Callable[..., list[Any]]
+
+
+@dataclass(frozen=True)
+class FilingResult:
+    mail_id: int
+    outcome: str
+    """filed, needs_review, duplicate, quarantined, or skipped (already handled)."""
+    receipt_id: int | None = None
+    reason: str | None = None
+
+
+class Filer:
+    """Files spooled mails one at a time; safe to call again for the same mail after a crash."""
+
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        clock: Clock,
+        reader: Callable[[], Reader],
+        *,
+        on_urgency: UrgencyCallback | None = None,
+        load_pages: PageLoader | None = None,
+    ) -> None:
+        self._config = config
+        self._db = db
+        self._clock = clock
+        self._reader = reader
+        self._on_urgency = on_urgency or (lambda _receipt_id: None)
+        self._load_pages = load_pages or _default_loader
+        self._originals = config.paths.data_dir / "faxes"
+
+    def pending(self) -> list[int]:
+        """Mails accepted but not yet filed, oldest first (what a restart must finish)."""
+        with self._db.session() as session:
+            query = select(InboundMail.id).where(InboundMail.state == "spooled").order_by(InboundMail.id)
+            return list(session.scalars(query))
+
+    def file(self, mail_id: int) -> FilingResult:
+        with self._db.session() as session:
+            row = session.get(InboundMail, mail_id)
+            if row is None or row.state != "spooled":
+                return FilingResult(mail_id, "skipped")
+            spool_path, arrived_at = Path(row.spool_path), row.received_at
+        try:
+            fax = self._parse(spool_path, arrived_at)
+        except Exception as exc:  # the mail is kept (spool file) and shown to a person
+            log.exception("mail %d could not be parsed", mail_id)
+            return self._set_mail_state(mail_id, "quarantined", f"malformed mail: {exc}")
+        return self._file_parsed(mail_id, fax)
+
+    def _parse(self, spool_path: Path, arrived_at: Any) -> FaxMail:
+        raw = spool_path.read_bytes()
+        if spool_path.suffix == ".eml":
+            return parse_mail(raw, arrived_at=arrived_at, zone=self._config.zone)
+        return document_mail(raw, spool_path.name, arrived_at=arrived_at, zone=self._config.zone)
+
+    def _file_parsed(self, mail_id: int, fax: FaxMail) -> FilingResult:
+        attachment = fax.attachment
+        self._note_mail(mail_id, fax, attachment)
+        duplicate = self._duplicate_reason(mail_id, fax, attachment)
+        if duplicate is not None:
+            log.info("mail %d is a duplicate: %s", mail_id, duplicate)
+            return self._set_mail_state(mail_id, "duplicate", duplicate)
+        if attachment is None and not fax.failed:
+            reason = _no_attachment_reason(fax)
+            log.warning("mail %d quarantined: %s", mail_id, reason)
+            return self._set_mail_state(mail_id, "quarantined", reason)
+        receipt_id = self._open_receipt(mail_id, fax, attachment)
+        return self._read_and_finish(mail_id, receipt_id, fax, attachment)
+
+    # --- state of the mail -------------------------------------------------------------
+
+    def _note_mail(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> None:
+        def note(session: Session) -> None:
+            row = session.get(InboundMail, mail_id)
+            assert row is not None
+            row.attachment_sha256 = attachment.sha256 if attachment and attachment.data else None
+            row.message_id = row.message_id or fax.message_id
+
+        transact(self._db, note)
+
+    def _set_mail_state(self, mail_id: int, state: str, reason: str | None) -> FilingResult:
+        def set_state(session: Session) -> None:
+            row = session.get(InboundMail, mail_id)
+            assert row is not None
+            row.state, row.reason = state, reason
+
+        transact(self._db, set_state)
+        return FilingResult(mail_id, state, None, reason)
+
+    def _duplicate_reason(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> str | None:
+        """Why this mail repeats an earlier one (naming that receipt), or None."""
+        with self._db.session() as session:
+            if session.scalar(select(Receipt.id).where(Receipt.mail_id == mail_id)) is not None:
+                return None  # resuming our own receipt after a crash
+            if fax.message_id:
+                query = (select(Receipt).join(InboundMail, Receipt.mail_id == InboundMail.id)
+                         .where(InboundMail.message_id == fax.message_id, InboundMail.id != mail_id))
+                earlier = session.scalars(query.order_by(Receipt.id)).first()
+                if earlier is not None:
+                    return f"duplicate of {earlier.receipt_no} (same Message-ID {fax.message_id})"
+            if attachment is not None and attachment.data:
+                query = select(Receipt).where(Receipt.original_sha256 == attachment.sha256)
+                earlier = session.scalars(query.order_by(Receipt.id)).first()
+                if earlier is not None:
+                    return f"duplicate of {earlier.receipt_no} (same document, sha256 {attachment.sha256[:12]}…)"
+        return None
+
+    # --- the receipt -------------------------------------------------------------------
+
+    def _open_receipt(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> int:
+        with self._db.session() as session:
+            existing = session.scalar(select(Receipt.id).where(Receipt.mail_id == mail_id))
+        if existing is not None:
+            return existing
+        original = self._keep_original(fax, attachment)
+        year = fax.received_at.astimezone(self._config.zone).year
+
+        def make() -> Receipt:
+            return Receipt(
+                year=year, mail_id=mail_id, received_at=fax.received_at,
+                received_time_source=fax.received_time_source,
+                station=fax.station or fax.sender_number, sender_number=fax.sender_number,
+                pages=fax.pages_declared or 0,
+                original_path=str(original) if original else None,
+                original_sha256=attachment.sha256 if attachment and attachment.data else None,
+                content_type=(attachment.content_type or attachment.declared_type) if attachment else None,
+                status="reading", review_reasons=[], urgency_reasons=[],
+            )
+
+        receipt = insert_numbered(self._db, make)
+        log.info("mail %d → receipt %s", mail_id, receipt.receipt_no)
+        return receipt.id
+
+    def _keep_original(self, fax: FaxMail, attachment: Attachment | None) -> Path | None:
+        """The original document is the record: stored once, by content, under its year."""
+        if attachment is None or not attachment.data:
+            return None
+        year = fax.received_at.astimezone(self._config.zone).year
+        suffix = _SUFFIXES.get(attachment.content_type or "", ".bin")
+        path = self._originals / str(year) / f"{attachment.sha256[:20]}{suffix}"
+        if not path.exists():
+            write_durably(path, attachment.data)
+        return path
+
+    def _read_and_finish(
+        self, mail_id: int, receipt_id: int, fax: FaxMail, attachment: Attachment | None
+    ) -> FilingResult:
+        reasons = _fax_server_reasons(fax, attachment)
+        reading: Reading | None = None
+        total_pages: int | None = None
+        if attachment is not None:
+            try:
+                pages = self._load_pages(attachment.data, content_type=attachment.declared_type,
+                                         max_pages=self._config.ocr.max_pages,
+                                         max_pixels=self._config.ocr.max_pixels)
+                total_pages = pages[0].total_pages
+                reasons += _page_count_reasons(fax, len(pages), total_pages)
+                reading = self._reader().read(pages, on_header=self._header_recorder(receipt_id))
+            except UnreadableDocument as exc:
+                reasons.append(f"附件无法读取：{exc}")
+                self._record_unreadable(receipt_id, str(exc))
+            except Exception as exc:  # the engine broke, not the fax: a person must read it
+                log.exception("OCR failed on receipt %d", receipt_id)
+                reasons.append(f"识别程序出错：{type(exc).__name__}: {exc}")
+                self._record_unreadable(receipt_id, f"{type(exc).__name__}: {exc}")
+        status = self._finish(mail_id, receipt_id, reading, total_pages, reasons)
+        return FilingResult(mail_id, status, receipt_id, "; ".join(reasons) or None)
+
+    def _header_recorder(self, receipt_id: int) -> HeaderCallback:
+        def record(decision: UrgencyDecision, session: Session) -> None:
+            receipt = session.get(Receipt, receipt_id)
+            assert receipt is not None
+            _apply_decision(receipt, decision)
+            receipt.urgency_decided_at = self._clock.now()
+
+        def on_header(decision: UrgencyDecision, _page1_text: Any) -> None:
+            transact(self._db, lambda session: record(decision, session))
+            self._notify(receipt_id)
+
+        return on_header
+
+    def _record_unreadable(self, receipt_id: int, error: str) -> None:
+        """Nobody can tell whether an unreadable fax is urgent: treat it as possibly urgent."""
+        reason = Reason(rule="unreadable_document", word="", where=error[:200])
+        decision = UrgencyDecision(False, True, None, None, None, (reason,))
+        self._header_recorder(receipt_id)(decision, "")
+
+    def _notify(self, receipt_id: int) -> None:
+        try:
+            self._on_urgency(receipt_id)
+        except Exception:
+            log.exception("on_urgency callback failed for receipt %d", receipt_id)
+
+    def _finish(
+        self, mail_id: int, receipt_id: int, reading: Reading | None, total_pages: int | None,
+        reasons: list[str],
+    ) -> str:
+        def finish(session: Session) -> str:
+            receipt = session.get(Receipt, receipt_id)
+            mail = session.get(InboundMail, mail_id)
+            assert receipt is not None and mail is not None
+            if total_pages is not None:
+                receipt.pages = total_pages
+            review = list(reasons)
+            if reading is not None:
+                review += _reading_reasons(reading)
+                _apply_reading(receipt, reading)
+            receipt.review_reasons = list(dict.fromkeys(review))
+            receipt.status = "needs_review" if receipt.review_reasons else "filed"
+            receipt.filed_at = self._clock.now()
+            mail.state, mail.reason = "filed", None
+            return receipt.status
+
+        status = transact(self._db, finish)
+        log.info("receipt %d %s", receipt_id, status)
+        return status
+
+
+def transact(db: Database, work: Callable[[Session], T]) -> T:
+    """Run one read-then-write unit of work, again if SQLite reports a stale snapshot.
+
+    ``db.session()`` opens a deferred transaction: when another connection wrote since our
+    first read, SQLite refuses the upgrade to a write at once ("database is locked") instead
+    of waiting. Every unit passed here is safe to repeat.
+    """
+    for attempt in range(RETRIES):
+        try:
+            with db.session() as session:
+                return work(session)
+        except OperationalError as exc:
+            if attempt == RETRIES - 1 or "locked" not in str(exc):
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _default_loader(*args: Any, **kwargs: Any) -> list[Any]:
+    from ocr.pages import load_pages
+
+    return load_pages(*args, **kwargs)
+
+
+def _apply_decision(receipt: Receipt, decision: UrgencyDecision) -> None:
+    receipt.is_urgent = decision.is_urgent
+    receipt.possibly_urgent = decision.possibly_urgent
+    receipt.urgency = decision.level
+    receipt.classification = decision.classification or receipt.classification
+    receipt.secrecy_period = decision.secrecy_period or receipt.secrecy_period
+    receipt.urgency_reasons = [reason.as_dict() for reason in decision.reasons]
+
+
+def _apply_reading(receipt: Receipt, reading: Reading) -> None:
+    fields = reading.fields
+    _apply_decision(receipt, reading.urgency)
+    for name in ("copy_no", "doc_number", "issuer", "title", "recipients", "doc_date", "sender"):
+        setattr(receipt, name, getattr(fields, name))
+    receipt.urgency = fields.urgency or receipt.urgency
+    receipt.classification = fields.classification or receipt.classification
+    receipt.secrecy_period = fields.secrecy_period or receipt.secrecy_period
+    receipt.page_texts = [_page_row(page) for page in reading.pages]
+    receipt.ocr_engine = next((page.engine for page in reading.pages), None)
+    receipt.ocr_confidence = reading.confidence
+
+
+def _page_row(page: PageText) -> ReceiptPage:
+    lines = [{"text": ln.text, "box": list(ln.box), "confidence": ln.confidence} for ln in page.lines]
+    return ReceiptPage(page_no=page.page_no, text=page.text, lines=lines,
+                       confidence=page.confidence, engine=page.engine, error=page.error)
+
+
+def _reading_reasons(reading: Reading) -> list[str]:
+    reasons = list(reading.review)
+    others = [name for name in reading.fields.conflicts if name != "doc_number"]  # the reader names that one
+    if others:
+        reasons.append(f"字段不一致：{'、'.join(others)}")
+    return reasons
+
+
+def _fax_server_reasons(fax: FaxMail, attachment: Attachment | None) -> list[str]:
+    reasons = []
+    if fax.failed:
+        detail = "，".join(f"{k} {v}" for k, v in (("状态", fax.status), ("错误", fax.error)) if v)
+        reasons.append(f"传真机报告接收失败（{detail}）" if detail else "传真机报告接收失败")
+    if attachment is None:
+        reasons.append("邮件中没有传真文件")
+    elif not attachment.data:
+        reasons.append("传真文件为空（0 字节）")
+    return reasons
+
+
+def _page_count_reasons(fax: FaxMail, read: int, total: int) -> list[str]:
+    reasons = []
+    if fax.pages_declared is not None and fax.pages_declared > total:
+        reasons.append(f"只收到 {total} 页，传真机报告 {fax.pages_declared} 页（不完整）")
+    if total > read:
+        reasons.append(f"文件共 {total} 页，只识别了前 {read} 页")
+    return reasons
+
+
+def _no_attachment_reason(fax: FaxMail) -> str:
+    detail = f"; MIME problems: {', '.join(fax.problems)}" if fax.problems else ""
+    return f"no fax attachment (subject {fax.subject[:80]!r}){detail}"
