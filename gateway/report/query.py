@@ -1,0 +1,166 @@
+"""Reading one shift's rows from the database, bounded by the shift's window.
+
+Every query is limited by an indexed instant (``arrived_at``, ``received_at``,
+``opened_at``), so a report costs what its shift holds, not what the history holds.
+Rows leave here as the frozen values of ``gateway.report.figures``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from gateway.config import Config
+from gateway.paging.calendar import Shift, shift_by_key
+from gateway.paging.roster import on_duty
+from gateway.report.figures import (
+    AttemptRow,
+    CallRow,
+    GapRow,
+    PageRow,
+    ReceiptRow,
+    ShiftFigures,
+    ShiftInfo,
+    UnsentReport,
+    compute,
+)
+from storage.calls import Call, ListenerGap, PhonebookEntry
+from storage.db import Database
+from storage.faxes import Receipt
+from storage.paging import Escalation, OutboundMail
+
+REPORT_MAIL_KIND = "report"
+
+
+def shift_figures(db: Database, config: Config, shift_key: str, as_of: datetime | None = None) -> ShiftFigures:
+    """The figures of the shift named ``shift_key`` (e.g. ``2026-11-21/night``)."""
+    shift = shift_by_key(shift_key, config.calendar, config.zone)
+    with db.session() as session:
+        return compute(
+            shift_info(session, shift),
+            calls(session, shift.start, shift.end),
+            receipts(session, shift.start, shift.end),
+            pages(session, shift.start, shift.end),
+            gaps(session, shift.start, shift.end),
+            answer_within_rings=config.duty.answer_within_rings,
+            as_of=as_of,
+            unsent_reports=unsent_reports(session, shift.key, shift.end),
+        )
+
+
+def shift_info(session: Session, shift: Shift) -> ShiftInfo:
+    duty = on_duty(session, shift.duty_date, shift.name)
+    return ShiftInfo(
+        key=shift.key, day=shift.duty_date, name=shift.name, label=shift.label,
+        start=shift.start, end=shift.end, rest_day=shift.rest_day, day_reason=shift.day_reason,
+        calendar_missing=shift.data_missing,
+        leader=duty.leader if duty else None, officers=duty.officers if duty else (),
+    )
+
+
+def calls(session: Session, start: datetime, end: datetime) -> list[CallRow]:
+    """Calls that arrived in [start, end): a call belongs to the shift it rang in.
+
+    The phonebook is read again, so a caller added after the call is named too.
+    """
+    closer = aliased(Call)
+    query = (
+        select(Call, closer.arrived_at, PhonebookEntry.name, PhonebookEntry.unit)
+        .outerjoin(closer, Call.closed_by_call_id == closer.id)
+        .outerjoin(PhonebookEntry, (PhonebookEntry.number == Call.caller) & Call.caller_withheld.is_(False))
+        .where(Call.arrived_at >= start, Call.arrived_at < end)
+        .order_by(Call.arrived_at)
+    )
+    return [
+        replace(_call_row(call, closed_at), caller_name=name, caller_unit=unit) if name else _call_row(call, closed_at)
+        for call, closed_at, name, unit in session.execute(query)
+    ]
+
+
+def gaps(session: Session, start: datetime, end: datetime) -> list[GapRow]:
+    query = select(ListenerGap).where(
+        ListenerGap.lost_at < end,
+        or_(ListenerGap.reconnected_at.is_(None), ListenerGap.reconnected_at > start),
+    )
+    return [GapRow(g.lost_at, g.reconnected_at, g.reason) for g in session.scalars(query)]
+
+
+def receipts(session: Session, start: datetime, end: datetime) -> list[ReceiptRow]:
+    query = select(Receipt).where(Receipt.received_at >= start, Receipt.received_at < end)
+    return [_receipt_row(r) for r in session.scalars(query.order_by(Receipt.received_at))]
+
+
+def pages(session: Session, start: datetime, end: datetime) -> list[PageRow]:
+    query = (
+        select(Escalation)
+        .where(Escalation.opened_at >= start, Escalation.opened_at < end)
+        .options(selectinload(Escalation.attempts))
+        .order_by(Escalation.opened_at)
+    )
+    escalations = list(session.scalars(query))
+    ids = {int(i) for e in escalations for i in e.receipt_ids}
+    numbers = _receipt_numbers(session, ids)
+    return [_page_row(e, numbers) for e in escalations]
+
+
+def unsent_reports(session: Session, shift_key: str, before: datetime) -> list[UnsentReport]:
+    """Earlier reports whose mail has not gone out yet (the next report says so)."""
+    query = select(OutboundMail).where(
+        OutboundMail.kind == REPORT_MAIL_KIND,
+        OutboundMail.state != "sent",
+        OutboundMail.created_at < before,
+        OutboundMail.shift_key != shift_key,
+    )
+    return [
+        UnsentReport(m.shift_key or "", m.created_at, m.state, m.last_error)
+        for m in session.scalars(query.order_by(OutboundMail.created_at))
+    ]
+
+
+def _receipt_numbers(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    found = session.execute(select(Receipt.id, Receipt.year, Receipt.seq).where(Receipt.id.in_(ids)))
+    return {rid: f"传真〔{year}〕{seq:04d}号" for rid, year, seq in found}
+
+
+def _call_row(call: Call, closed_at: datetime | None) -> CallRow:
+    return CallRow(
+        direction=call.direction, caller=call.caller, arrived_at=call.arrived_at,  # type: ignore[arg-type]
+        outcome=call.outcome or "unknown",
+        dialed=call.dialed, caller_name=call.caller_name, caller_unit=call.caller_unit,
+        caller_withheld=bool(call.caller_withheld), answered_at=call.answered_at, ended_at=call.ended_at,
+        ring_seconds=call.ring_seconds, rings=call.rings, rule_met=call.rule_met,
+        answered_by=call.answered_by, talk_seconds=call.talk_seconds, hangup_cause=call.hangup_cause,
+        called_back_at=call.called_back_at, called_back_by=call.called_back_by,
+        callback_connected=call.callback_connected, closed_at=closed_at, linkedid=call.linkedid,
+        note=call.note or ("通话尚未结束" if call.outcome is None else None),
+    )
+
+
+def _receipt_row(r: Receipt) -> ReceiptRow:
+    return ReceiptRow(
+        receipt_no=r.receipt_no, received_at=r.received_at, issuer=r.issuer, doc_number=r.doc_number,
+        title=r.title, urgency=r.urgency, classification=r.classification, is_urgent=r.is_urgent,
+        pages=r.pages, status=r.status, signed_by=r.signed_by, signed_at=r.signed_at,
+    )
+
+
+def _page_row(e: Escalation, numbers: dict[int, str]) -> PageRow:
+    return PageRow(
+        opened_at=e.opened_at, deadline_at=e.deadline_at,
+        receipt_nos=tuple(numbers.get(int(i), f"#{i}") for i in e.receipt_ids),
+        state=e.state, acknowledged_at=e.acknowledged_at, acknowledged_by=e.acknowledged_by,
+        deadline_met=e.deadline_met, attempts=_attempts(e),
+    )
+
+
+def _attempts(e: Escalation) -> tuple[AttemptRow, ...]:
+    return tuple(
+        AttemptRow(a.role, a.name, a.number, a.planned_at, a.sent_at, a.answered_at, a.result)
+        for a in e.attempts
+    )
+
