@@ -20,6 +20,12 @@ from gateway.errors import GatewayError
 log = logging.getLogger("dutygw")
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "gateway.ami.commands",
+    "gateway.calls.commands",
+    "gateway.commands",
+    "gateway.fax.commands",
+    "gateway.paging.commands",
+    "gateway.report.commands",
 )
 
 

@@ -95,6 +95,8 @@ class UrgencyConfig:
 
     urgent_marks: list[str] = field(default_factory=lambda: ["特提", "特急", "加急", "急件"])
     not_urgent_marks: list[str] = field(default_factory=lambda: ["平急"])
+    not_urgent_options: list[str] = field(default_factory=lambda: ["一般", "较急", "平急"])
+    """Printed options of a 紧急程度 box row that do not make a fax urgent when ticked."""
     urgent_flags: list[str] = field(default_factory=lambda: ["紧急信息", "紧急"])
     """Words that make a report or cover sheet urgent when they stand in the header zone."""
     classifications: list[str] = field(default_factory=lambda: ["绝密", "机密", "秘密"])
@@ -108,6 +110,8 @@ class ShiftConfig:
     label: str
     start: time
     end: time
+    night: bool | None = None
+    """Whether urgent faxes in this shift page the leadership; unset: a shift crossing midnight does."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,8 @@ class CalendarConfig:
     holiday_shifts: list[ShiftConfig] = field(default_factory=list)
     """Shifts on rest days (weekends, holidays), if they differ; empty means the same as workdays."""
     extra_holidays: list[str] = field(default_factory=list)
-    """ISO dates treated as rest days (a unit's own, or the years chinesecalendar lacks)."""
+    """ISO dates treated as rest days (a unit's own, or the years chinesecalendar lacks);
+    a name may follow the date: ``"2027-01-01 元旦"``."""
     extra_workdays: list[str] = field(default_factory=list)
     """ISO dates treated as working days (调休 the package does not know yet)."""
     special_days: list[str] = field(default_factory=list)
@@ -132,7 +137,8 @@ class CalendarConfig:
 
 @dataclass(frozen=True)
 class ChainStep:
-    """One person in the escalation chain; ``number = "roster"`` takes the leader on duty."""
+    """One person in the escalation chain; ``number = "roster"`` takes the leader on duty,
+    ``number = "room"`` the duty room's own extension (passed to ``resolve_chain``)."""
 
     role: str
     name: str = ""
@@ -157,12 +163,21 @@ class PagingConfig:
     agi_port: int = 4573
     sounds_dir: Path | None = None
     """Where rendered prompts go; must be readable by Asterisk (see README)."""
+    pbx_sounds_dir: str = ""
+    """``sounds_dir`` as the Asterisk host sees it (NFS mount point); empty: the same path."""
+    agi_url: str = ""
+    """What the dialplan runs on answer: empty means ``agi://<agi_host>:<agi_port>/page``;
+    ``local`` leaves it to the dialplan's own ``dutygw_page.py`` script on the PBX."""
+    result_margin_seconds: float = 30.0
+    """A call with no OriginateResponse this long after its ring timeout counts as no answer."""
+    max_call_seconds: float = 180.0
+    """An answered page call still open after this long counts as ended without a 1."""
     chain: list[ChainStep] = field(
         default_factory=lambda: [
             ChainStep("带班领导", number="roster"),
             ChainStep("办公室分管主任"),
             ChainStep("办公室主任"),
-            ChainStep("值班室"),
+            ChainStep("值班室", number="room"),
         ]
     )
 
@@ -183,6 +198,10 @@ class MailConfig:
 class ReportConfig:
     night_report: bool = True
     day_report: bool = False
+    classified_hidden_fields: list[str] = field(default_factory=lambda: ["title"])
+    """Receipt fields a report never shows for a classified fax: title, issuer, doc_number."""
+    catch_up_hours: float = 36.0
+    """After downtime, shifts that ended this recently still get their report."""
 
 
 @dataclass(frozen=True)

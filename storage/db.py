@@ -99,4 +99,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: a unit of work that reads then writes must not fail to upgrade its lock
+    # under concurrent writers (the fax worker and the AMI listener write at once).
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -12,12 +12,14 @@ from sqlalchemy import create_engine, text
 
 from storage.db import Database, open_database
 
+pytest_plugins = ["tests.ocr_corpus"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DUTYGW_SHARED", ROOT.parent / "shared"))
 AMI_FIXTURES = SHARED / "fixtures" / "ami"
 FAX_FIXTURES = SHARED / "fixtures" / "fax"
 EXAMPLE_CONFIG = ROOT / "examples" / "dutygw.toml"
-POSTGRES_URL = os.environ.get("DUTYGW_TEST_POSTGRES_URL")
+POSTGRES_URL = os.environ.get("TEST_DUTYGW_POSTGRES_URL")
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ def database(sqlite_url: str) -> Iterator[Database]:
 def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The same test on SQLite and on a real PostgreSQL server (a scratch schema each time).
 
-    CI starts the server and sets DUTYGW_TEST_POSTGRES_URL; without it the PostgreSQL
+    CI starts the server and sets TEST_DUTYGW_POSTGRES_URL; without it the PostgreSQL
     half is reported as skipped, never silently passed.
     """
     if request.param == "sqlite":
@@ -46,7 +48,7 @@ def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dat
         db.dispose()
         return
     if not POSTGRES_URL:
-        pytest.skip("DUTYGW_TEST_POSTGRES_URL is not set (CI sets it)")
+        pytest.skip("TEST_DUTYGW_POSTGRES_URL is not set (CI sets it)")
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
