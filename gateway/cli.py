@@ -19,6 +19,9 @@ from gateway.errors import GatewayError
 
 log = logging.getLogger("dutygw")
 
+QUIET_LOGGERS = ("alembic", "mail.log", "matplotlib", "PIL")
+"""Libraries that log every step at INFO; their warnings still show."""
+
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.ami.commands",
     "gateway.calls.commands",
@@ -56,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        for chatty in QUIET_LOGGERS:
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except GatewayError as exc:

@@ -55,3 +55,20 @@ def as_utc(when: datetime) -> datetime:
 def local_iso(when: datetime | None, tz: ZoneInfo = SHANGHAI) -> str | None:
     """ISO 8601 with offset in the duty room's zone, for what people read."""
     return None if when is None else as_utc(when).astimezone(tz).isoformat(timespec="seconds")
+
+
+class ShiftedClock:
+    """Real time moved to another instant, running at real speed from there.
+
+    ``dutygw demo`` uses it to play a recorded afternoon as a night shift.
+    """
+
+    def __init__(self, start: datetime) -> None:
+        import time
+
+        self._monotonic = time.monotonic
+        self._start = as_utc(start)
+        self._real_start = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._monotonic() - self._real_start)

@@ -1,4 +1,4 @@
-"""``dutygw run``: the daemon from the command line."""
+"""``dutygw run`` and ``dutygw demo``: the daemon from the command line."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ def register(sub: Any) -> None:
     run.add_argument("--config", "-c", dest="run_config", type=Path, default=None,
                      help="TOML configuration (same as the global --config)")
     run.set_defaults(func=_run)
+    demo = sub.add_parser("demo", help="play a recorded night through the real daemon (no PBX needed)")
+    demo.add_argument("--out", type=Path, default=None, help="folder for the demo (default: var/demo/<time>)")
+    demo.set_defaults(func=_demo)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -23,3 +26,9 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.daemon import run_daemon
 
     return run_daemon(config)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import main
+
+    return main(args.out)

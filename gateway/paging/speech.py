@@ -17,6 +17,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def render_wav(text: str, target: Path, *, voice: str = VOICE, words_per_minute:
         raw = Path(work) / "espeak.wav"
         _run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw), "--stdin"],
              text.encode("utf-8"), timeout)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        # unique per render: two threads may render the same text at once (same pid)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         _run(["sox", str(raw), "-t", "wav", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer",
               str(partial), "gain", "-n", "-3"], b"", timeout)
         os.replace(partial, target)
