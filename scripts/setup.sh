@@ -8,7 +8,8 @@ APT_PACKAGES=(
   ghostscript                                            # PostScript faxes from HylaFAX
   espeak-ng sox                                          # the spoken page (Mandarin TTS, 8 kHz WAV)
   poppler-utils                                          # pdftotext: tests read the PDF report back
-  fonts-wqy-zenhei fonts-noto-cjk                        # CJK fonts for the PDF report and charts
+  fonts-wqy-zenhei fonts-noto-cjk fontconfig             # CJK fonts for the PDF report and charts (found via fc-list)
+  libgl1 libglib2.0-0                                    # OpenCV (RapidOCR's image library) links against them
   postgresql                                             # the database past one machine (tests use a scratch server)
   libtiff-tools fonts-arphic-uming fonts-arphic-ukai fonts-dejavu-core  # make_fax_corpus.py for new test faxes
 )
