@@ -381,3 +381,9 @@ def _check(config: Config, where: str) -> None:
             raise ConfigError(f"{where}: key {engine_key}: expected rapidocr or tesseract, got {engine!r}")
     if config.ocr.header_second_reader not in ("rapidocr", "tesseract", "none"):
         raise ConfigError(f"{where}: key ocr.header_second_reader: expected rapidocr, tesseract or none")
+    from gateway.paging.calendar import check_calendar
+
+    try:
+        check_calendar(config.calendar)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.args[0]}") from None
