@@ -37,6 +37,7 @@ class CallListener:
 
     tracker: CallTracker
     recorder: CallRecorder
+    clock: Clock
     also: list[Callable[[AmiMessage], Any]] = field(default_factory=list)
 
     def on_message(self, message: AmiMessage) -> None:
@@ -45,9 +46,10 @@ class CallListener:
             listener(message)
 
     def on_connected(self, channels: list[AmiMessage]) -> None:
-        if channels:
-            at = next((m.time for m in channels if m.time), None)
-            self.recorder.apply(self.tracker.rebuild(channels, at))
+        """Every (re)connect: the PBX's channel list is the truth about calls in flight."""
+        at = self.clock.now()
+        self.recorder.gap_closed(at)
+        self.recorder.apply(self.tracker.rebuild(channels, at))
 
     def on_disconnected(self, gap: Any) -> None:
         self.recorder.apply(self.tracker.connection_lost(gap.lost_at))
@@ -88,7 +90,7 @@ class Daemon:
 
     def _build_ami(self) -> tuple[CallListener, AmiClient]:
         assert self.db is not None
-        listener = CallListener(CallTracker(self.config.duty), CallRecorder(self.db, self.config.duty))
+        listener = CallListener(CallTracker(self.config.duty), CallRecorder(self.db, self.config.duty), self.clock)
         client = AmiClient(
             self.config.ami,
             clock=self.clock,
