@@ -37,13 +37,6 @@ class Database:
         """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
         from alembic import command
 
-        if not any(MIGRATIONS.joinpath("versions").glob("*.py")):
-            # INTEGRATION-PENDING: until the first revision is generated, build from the models.
-            import storage.models  # noqa: F401
-            from storage.base import Base
-
-            Base.metadata.create_all(self.engine)
-            return
         try:
             with self.engine.begin() as connection:
                 config = alembic_config(self.url)
