@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from gateway.calls.numbers import normalise
 from gateway.errors import InputError
+from gateway.textfiles import decode_spreadsheet_text
 from storage.calls import PhonebookEntry
 from storage.db import Database
 
@@ -34,7 +35,7 @@ class Contact:
 def read_csv(path: Path) -> list[Contact]:
     """Every contact in the file; ``InputError`` naming file and line for a bad row."""
     try:
-        text = _decode(path.read_bytes(), path)
+        text = decode_spreadsheet_text(path.read_bytes(), path, what="the phonebook")
     except OSError as exc:
         raise InputError(f"{path}: cannot read the phonebook: {exc.strerror}") from None
     contacts: dict[str, Contact] = {}
@@ -46,14 +47,6 @@ def read_csv(path: Path) -> list[Contact]:
         contacts[contact.number] = contact
     return list(contacts.values())
 
-
-def _decode(raw: bytes, path: Path) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InputError(f"{path}: neither UTF-8 nor GB18030 text", remedy="save the sheet as CSV (UTF-8)")
 
 
 def _contact(cells: list[str], path: Path, line_no: int) -> Contact:

@@ -103,14 +103,20 @@ def _shift_receipts(session: Session, shift: Shift) -> list[Receipt]:
     return list(session.scalars(query.order_by(Receipt.received_at, Receipt.id)))
 
 
-def build_message(row: OutboundMail, sender: str) -> EmailMessage:
-    """The MIME message: UTF-8 throughout, Chinese subject and file names encoded per RFC 2047/2231."""
+def envelope(row: OutboundMail, sender: str) -> EmailMessage:
+    """Headers of a queued mail; its Message-ID is stable, so a resend is recognisable."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(row.recipients)
     message["Subject"] = row.subject
     message["Date"] = formatdate(row.created_at.timestamp(), localtime=False)
     message["Message-ID"] = make_msgid(idstring=f"dutygw.{row.id}", domain=sender.rpartition("@")[2] or "dutygw.local")
+    return message
+
+
+def build_message(row: OutboundMail, sender: str) -> EmailMessage:
+    """The MIME message: UTF-8 throughout, Chinese subject and file names encoded per RFC 2047/2231."""
+    message = envelope(row, sender)
     body, files = row.body, []
     for attachment in row.attachments:
         path = Path(attachment["path"])

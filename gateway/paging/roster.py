@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import CalendarConfig
 from gateway.errors import InputError
+from gateway.textfiles import decode_spreadsheet_text
 from storage.roster import RosterEntry
 
 COLUMNS = {
@@ -47,7 +48,7 @@ class OnDuty:
 
 def parse_roster(data: bytes, source: str, calendar: CalendarConfig) -> list[OnDuty]:
     """Rows of a roster CSV; shift may be given by name (night) or label (夜班)."""
-    text = _decode(data, source)
+    text = decode_spreadsheet_text(data, source, what="the roster")
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:
@@ -98,14 +99,6 @@ def normalise_number(text: str) -> str:
         raise ValueError(f"phone number {text!r} has characters other than digits")
     return number
 
-
-def _decode(data: bytes, source: str) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InputError(f"{source}: neither UTF-8 nor GB18030 text", remedy="save the roster as CSV UTF-8")
 
 
 def _columns(header: Sequence[str], source: str) -> dict[str, int]:

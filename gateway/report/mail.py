@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from gateway.paging.mailer import queue_mail
+from gateway.paging.mailer import envelope, queue_mail
 from gateway.paging.notices import Attachment, MailNotice
 from gateway.report.make import CALLS_XLSX, CHARTS, MAIL_HTML, REPORT_HTML, REPORT_PDF, ReportFiles
 from storage.paging import OutboundMail
@@ -41,12 +40,7 @@ def queue_report(session: Session, files: ReportFiles, shift_key: str, recipient
 def report_message(row: OutboundMail, sender: str) -> EmailMessage:
     """multipart/mixed: (text | HTML with inline charts) + report.pdf + calls.xlsx."""
     folder = _folder(row)
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ", ".join(row.recipients)
-    message["Subject"] = row.subject
-    message["Date"] = formatdate(row.created_at.timestamp(), localtime=False)
-    message["Message-ID"] = make_msgid(idstring=f"dutygw.{row.id}", domain=sender.rpartition("@")[2] or "dutygw.local")
+    message = envelope(row, sender)
     message.set_content(row.body, charset="utf-8")
     page = folder / MAIL_HTML
     if page.is_file():

@@ -1,0 +1,15 @@
+"""Text files people make in spreadsheets: Excel on a Chinese desktop saves CSV as GB18030
+(GBK), newer versions as UTF-8 with a BOM. Both are read; anything else is a clear error."""
+
+from __future__ import annotations
+
+from gateway.errors import InputError
+
+
+def decode_spreadsheet_text(data: bytes, source: object, *, what: str = "the sheet") -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{source}: neither UTF-8 nor GB18030 text", remedy=f"save {what} as CSV (UTF-8)")
