@@ -7,11 +7,10 @@ The daemon hands a ``SystemClock`` to what needs "now"; tests and replays hand a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

@@ -324,10 +324,10 @@ def _convert(kind: Any, value: Any, where: str, key: str) -> Any:
         (item,) = typing.get_args(kind)
         if not isinstance(value, list):
             raise TypeError(f"expected a list, got {value!r}")
-        if dataclasses.is_dataclass(item):
+        if isinstance(item, type) and dataclasses.is_dataclass(item):
             return [_build(item, v, where, f"{key}.") for v in value]
         return [_convert(item, v, where, key) for v in value]
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return _build(kind, value, where, f"{key}.")
     return _scalar(kind, value)
 

@@ -68,6 +68,6 @@ class AmiMessage:
         return "pbx" if self.event_time is not None else "received"
 
     @classmethod
-    def of(cls, received_at: datetime | None = None, **headers: str) -> "AmiMessage":
+    def of(cls, received_at: datetime | None = None, **headers: str) -> AmiMessage:
         """Build a message from keyword headers; for tests and actions."""
         return cls(tuple(headers.items()), received_at)
