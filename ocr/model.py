@@ -97,3 +97,5 @@ class FaxFields:
     """gongwen, telegram, report, report_form, cover, letter (best guess)."""
     conflicts: tuple[str, ...] = field(default=())
     """Fields that disagreed between readings or pages; makes the receipt need review."""
+    reasons: tuple[Reason, ...] = field(default=())
+    """How the fields were found (which row, which rule), for a reviewer."""

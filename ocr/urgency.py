@@ -1,0 +1,359 @@
+"""Is this fax urgent? A decision with reasons, made from page 1 as read (pure).
+
+Where a word stands decides what it means:
+
+* the **header zone** (the short rows above the red header / masthead / title, top left per
+  GB/T 9704, top right on older faxes): 特提/特急/加急/急件 and 紧急/紧急信息 make the fax
+  urgent, 平急 does not; 绝密/机密/秘密★期限 is the classification;
+* **form fields**: 等级 (telegram), 密级, 紧急程度 with one value, a cover sheet's 备注
+  remark ("紧急！…");
+* **option boxes** (□一般 □较急 □紧急, □紧急 □请审阅 …): only the ticked one counts, read from
+  the image (``ocr.ticks``) or, without an image, from the box glyph OCR gave (■/□);
+* anywhere else (running text: "重要紧急情况", "紧急通知如下") a word is noted and ignored.
+
+Recall first: a near-miss of a mark in the header zone (特忽, 加怠, a lone 急), a badly
+read header row, an unreadable page, or an urgent option whose box could not be read makes
+the fax *possibly urgent*, which pages like urgent. A second reader's header zone (Tesseract)
+adds evidence: an exact mark it reads counts even if RapidOCR missed it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from rapidfuzz.distance import Levenshtein
+
+from gateway.config import UrgencyConfig
+from ocr.model import Box, Reason, UrgencyDecision
+from ocr.ticks import Tick, option_words
+from ocr.zones import Layout, Row, flatten, has_cjk, label_values
+
+_EDGE_PUNCT = "!！。.，,、:：;；·•-—_~'\"“”‘’()（）[]【】「」 "
+_STAR = "★☆*＊✱✩"
+_PERIOD = re.compile(r"(\d+年|\d+个月|长期)")
+_TICKED_GLYPHS = "■☑√✓✔☒▇█●"
+_EMPTY_GLYPHS = "□口☐"
+HEADER_MAX_CHARS = 8
+"""Rows of the header zone are short: 份号, 密级★期限, 紧急程度, 紧急信息."""
+MAX_IGNORED_REASONS = 5
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """What one rule concluded about one word."""
+
+    effect: str
+    """``urgent``, ``not_urgent``, ``possible``, ``classification`` or ``ignored``."""
+    reason: Reason
+    level: str | None = None
+    classification: str | None = None
+    period: str | None = None
+
+
+# --- zones --------------------------------------------------------------------------------
+
+def header_rows(page: Layout) -> tuple[Row, ...]:
+    """The leading short rows above the first header, title or form row."""
+    zone = []
+    for row in page.rows:
+        if _is_anchor(page, row):
+            break
+        zone.append(row)
+    return tuple(zone)
+
+
+def _is_anchor(page: Layout, row: Row) -> bool:
+    flat = row.flat
+    if len(flat) > HEADER_MAX_CHARS + 4 * (len(row.cells) - 1) or label_values(row):
+        return True
+    return len(flat) >= 2 and page.is_centered(row) and not _is_mark_like(flat)
+
+
+def _is_mark_like(flat: str) -> bool:
+    return len(flat) <= 3 and has_cjk(flat)
+
+
+def header_zone_box(page: Layout) -> Box | None:
+    """The image area of the header zone, for a second reader; None when there is none."""
+    rows = page.rows
+    if not rows:
+        return None
+    anchor = next((r for r in rows if _is_anchor(page, r)), None)
+    top = int(0.035 * page.height) if page.tti else 0
+    bottom = anchor.box[1] if anchor else int(0.35 * page.height)
+    if bottom - top < 0.012 * page.height:  # less than a line of text
+        return None
+    return (0, top, page.width, bottom)
+
+
+def option_rows(page: Layout) -> tuple[Row, ...]:
+    """Rows of printed option boxes (紧急程度 □一般 □较急 □紧急, 备注 □紧急 □请审阅 …)."""
+    return tuple(row for row in page.rows if _is_option_row(row))
+
+
+def _is_option_row(row: Row) -> bool:
+    """A labelled row of two or more short option words (a remark sentence is not one)."""
+    words = option_words(row)
+    return (bool({"紧急程度", "备注"} & set(label_values(row)))
+            and len(words) >= 2 and all(len(w) <= 4 for w in words))
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+def decide(page: Layout, rules: UrgencyConfig, *, page_no: int = 1,
+           ticks: Mapping[int, Sequence[Tick]] | None = None,
+           second: Sequence[Row] = (), second_engine: str | None = None) -> UrgencyDecision:
+    """The urgency and classification of one page (page 1, or a cover's carried page).
+
+    ``ticks`` maps an option row's index to what ``ocr.ticks`` read in the image;
+    ``second`` are the header zone rows read by a second engine.
+    """
+    if page.page.error or not page.rows:
+        why = page.page.error or "no text was read"
+        reason = Reason("unreadable_header", "", f"page {page_no}: {why}", None, page.page.engine)
+        return UrgencyDecision(False, True, None, None, None, (reason,))
+    findings = [*_header_findings(page, rules, page_no),
+                *_field_findings(page, rules, page_no, ticks or {}),
+                *_second_findings(second, rules, page_no, second_engine),
+                *_ignored_findings(page, rules, page_no)]
+    return _conclude(findings, rules)
+
+
+def combine(first: UrgencyDecision, carried: UrgencyDecision) -> UrgencyDecision:
+    """A cover sheet and the document it carries: urgent if either is; the formal marks
+    (level, classification) are the carried document's when it has them."""
+    urgent = first.is_urgent or carried.is_urgent
+    return UrgencyDecision(
+        urgent, not urgent and (first.possibly_urgent or carried.possibly_urgent),
+        carried.level or first.level,
+        higher_classification(carried.classification, first.classification),
+        carried.secrecy_period or first.secrecy_period,
+        first.reasons + carried.reasons)
+
+
+def _conclude(findings: Iterable[_Finding], rules: UrgencyConfig) -> UrgencyDecision:
+    findings = list(findings)
+    effects = {f.effect for f in findings}
+    urgent = "urgent" in effects
+    levels = [f.level for f in findings if f.level and f.effect in ("urgent", "not_urgent")]
+    formal = [lv for lv in levels if lv in rules.urgent_marks or lv in rules.not_urgent_marks]
+    classification, period = None, None
+    for f in findings:
+        stricter = higher_classification(f.classification, classification)
+        if f.classification and stricter != classification:
+            classification, period = f.classification, f.period or period
+        elif f.classification == classification and f.period and not period:
+            period = f.period
+    return UrgencyDecision(
+        is_urgent=urgent,
+        possibly_urgent=not urgent and "possible" in effects,
+        level=next(iter(formal or levels), None),
+        classification=classification,
+        secrecy_period=period,
+        reasons=tuple(f.reason for f in findings))
+
+
+_RANK = {"绝密": 3, "机密": 2, "秘密": 1}
+
+
+def higher_classification(a: str | None, b: str | None) -> str | None:
+    """The stricter of two classifications (recall first)."""
+    return a if _RANK.get(a or "", 0) >= _RANK.get(b or "", 0) and a else b
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+def _header_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterable[_Finding]:
+    for row in header_rows(page):
+        for cell_no, cell in enumerate(row.cells):
+            where = f"page {page_no} header zone, row {row.index + 1}, box {cell_no + 1}"
+            token = _token(cell.text)
+            found = list(_word_findings(token, rules, where, cell.confidence, page.page.engine))
+            if found:
+                yield from found
+            elif _is_garbled_mark(token, cell.confidence, rules):
+                yield _Finding("possible", Reason("unreadable_header", token, where,
+                                                  cell.confidence, page.page.engine))
+
+
+def _is_garbled_mark(token: str, confidence: float, rules: UrgencyConfig) -> bool:
+    """Two or three characters the engine could not read well, where marks stand (a lone
+    low-confidence character is more often a speck read as 一 or 丶)."""
+    return _is_mark_like(token) and len(token) >= 2 and confidence < rules.low_confidence
+
+
+def _word_findings(token: str, rules: UrgencyConfig, where: str, confidence: float | None,
+                   engine: str | None, *, near_misses: bool = True) -> Iterable[_Finding]:
+    """What a standalone word in a marking position means."""
+    if not token:
+        return
+
+    def reason(rule: str, word: str) -> Reason:
+        return Reason(rule, word, where, confidence, engine)
+
+    cls = _classification(token, rules, near_misses)
+    if cls:
+        name, period, exact = cls
+        yield _Finding("classification", reason("classification" if exact else "near_miss", token),
+                       classification=name, period=period)
+        return
+    for mark in rules.urgent_marks:
+        if _is_word(token, mark):
+            yield _Finding("urgent", reason("header_mark", mark), level=mark)
+            return
+    for mark in rules.not_urgent_marks:
+        if _is_word(token, mark):
+            yield _Finding("not_urgent", reason("not_urgent_mark", mark), level=mark)
+            return
+    for flag in sorted(rules.urgent_flags, key=len, reverse=True):
+        if _is_word(token, flag):
+            yield _Finding("urgent", reason("header_flag", flag), level=flag)
+            return
+    if near_misses and _near_urgent(token, rules, confidence):
+        yield _Finding("possible", reason("near_miss", token))
+
+
+def _is_word(token: str, word: str) -> bool:
+    """``token`` is ``word``, perhaps with a little non-CJK noise after it ("特急 ." "紧急！")."""
+    return token == word or (token.startswith(word) and not has_cjk(token[len(word):]))
+
+
+def _near_urgent(token: str, rules: UrgencyConfig, confidence: float | None) -> bool:
+    """One character off an urgent word (特忽, 加怠, 持急, a lone 急). A word as near to a
+    calm mark (乎急 ~ 平急) counts only when the engine was unsure of it."""
+    if not has_cjk(token) or len(token) > 3:
+        return False
+    urgent_words = [*rules.urgent_marks, *rules.urgent_flags]
+    near = [w for w in urgent_words if Levenshtein.distance(token, w) <= max(1, len(w) // 3)
+            and set(token) & set(w)]
+    if not near:
+        return False
+    if len(token) == 1:
+        return True  # one character of a mark: which mark cannot be told
+    calm = any(Levenshtein.distance(token, w) <= 1 for w in rules.not_urgent_marks)
+    return not calm or (confidence is not None and confidence < rules.low_confidence)
+
+
+def _classification(token: str, rules: UrgencyConfig,
+                    near_misses: bool) -> tuple[str, str | None, bool] | None:
+    """``(绝密|机密|秘密, 期限, exact)`` when the token is a classification mark."""
+    head = re.split(f"[{re.escape(_STAR)}]", token, maxsplit=1)
+    word, rest = head[0], head[1] if len(head) > 1 else ""
+    period = _PERIOD.search(rest) or (None if len(head) > 1 else _PERIOD.search(word[2:]))
+    if len(head) == 1 and len(word) > 2 and not period:
+        return None
+    stem = word[:2]
+    if stem in rules.classifications:
+        return stem, period.group() if period else None, True
+    if near_misses and (len(head) > 1 or period):
+        near = [c for c in rules.classifications if Levenshtein.distance(stem, c) <= 1]
+        best = max(near, key=lambda c: _RANK.get(c, 0), default=None)
+        return (best, period.group() if period else None, False) if best else None
+    return None
+
+
+def _token(text: str) -> str:
+    return flatten(text).strip(_EDGE_PUNCT)
+
+
+def _field_findings(page: Layout, rules: UrgencyConfig, page_no: int,
+                    ticks: Mapping[int, Sequence[Tick]]) -> Iterable[_Finding]:
+    engine = page.page.engine
+    options = {row.index for row in option_rows(page)}
+    for row in page.rows:
+        values = label_values(row)
+        where = f"page {page_no} form, row {row.index + 1}"
+        if row.index in options:
+            yield from _option_findings(row, rules, where, ticks.get(row.index), engine)
+            continue
+        for label in ("等级", "紧急程度", "密级"):
+            if label in values:
+                yield from _word_findings(_token(values[label]), rules, f"{where} ({label})",
+                                          row.confidence, engine)
+        remark = values.get("备注", "")
+        flag = next((f for f in rules.urgent_flags if f in remark), None)
+        if flag:
+            yield _Finding("urgent", Reason("remark_flag", flag, f"{where} (备注)",
+                                            row.confidence, engine), level=flag)
+
+
+def _option_findings(row: Row, rules: UrgencyConfig, where: str, ticks: Sequence[Tick] | None,
+                     engine: str | None) -> Iterable[_Finding]:
+    states = {t.word: t for t in ticks} if ticks else {}
+    for read in option_words(row):
+        word = _urgent_option(read, rules)
+        if word is None:
+            continue
+        tick = states.get(read)
+        state = tick.ticked if tick else _glyph_state(row.text, word)
+        ink = f", ink {tick.ink:.2f}" if tick else ""
+        if state is True:
+            yield _Finding("urgent", Reason("ticked_box", word, where + ink, row.confidence,
+                                            engine), level=word)
+        elif state is False:
+            yield _Finding("ignored", Reason("unticked_box", word, where + ink, row.confidence,
+                                             engine))
+        else:
+            yield _Finding("possible", Reason("unreadable_tick", word, where, row.confidence,
+                                              engine))
+
+
+def _urgent_option(read: str, rules: UrgencyConfig) -> str | None:
+    """The urgent option word this printed option is, allowing for OCR: its box read as one
+    more character (亡紧急), a tick over it garbling a character (的紧态). A word nearer to a
+    calm option (较急, 一般) is that option; a tie counts as urgent (recall first)."""
+    urgent = [*rules.urgent_marks, *rules.urgent_flags]
+    calm = rules.not_urgent_options
+    forms = {read, read[1:]} if len(read) >= 3 else {read}
+    if forms & set(calm):
+        return None
+    for word in urgent:
+        if word in forms:
+            return word
+
+    def nearest(words: Sequence[str]) -> tuple[int, str]:
+        return min((Levenshtein.distance(f, w), w) for f in forms for w in words)
+
+    near, word = nearest(urgent)
+    return word if near <= 1 and near <= nearest(calm)[0] else None
+
+
+def _glyph_state(text: str, word: str) -> bool | None:
+    """Ticked/empty from the glyph OCR put before the word; None when there is none."""
+    at = text.replace(" ", "").find(word)
+    before = text.replace(" ", "")[at - 1] if at > 0 else ""
+    if before and before in _TICKED_GLYPHS:
+        return True
+    if before and before in _EMPTY_GLYPHS:
+        return False
+    return None
+
+
+def _second_findings(rows: Sequence[Row], rules: UrgencyConfig, page_no: int,
+                     engine: str | None) -> Iterable[_Finding]:
+    """Exact marks a second reader found in the header zone (its near-misses are noise)."""
+    for row in rows:
+        for cell in row.cells:
+            where = f"page {page_no} header zone (second reader), row {row.index + 1}"
+            for finding in _word_findings(_token(cell.text), rules, where, cell.confidence,
+                                          engine, near_misses=False):
+                if finding.effect in ("urgent", "classification"):
+                    yield replace(finding, reason=replace(finding.reason, rule="second_reader"))
+
+
+def _ignored_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterable[_Finding]:
+    """Urgent words in running text: recorded, so a reviewer sees they were seen and ignored."""
+    words = [*rules.urgent_marks, *rules.urgent_flags]
+    zone = {row.index for row in header_rows(page)}
+    count = 0
+    for row in page.rows:
+        if row.index in zone or label_values(row):
+            continue
+        word = next((w for w in words if w in row.flat), None)
+        if word and count < MAX_IGNORED_REASONS:
+            count += 1
+            yield _Finding("ignored", Reason("ignored_body", word,
+                                             f"page {page_no} text, row {row.index + 1}",
+                                             row.confidence, page.page.engine))

@@ -1,0 +1,267 @@
+"""Register fields from text: tables of pages as OCR could read them (no OCR here).
+
+The documents are written for these tests (not the fixtures' sentences); line boxes are
+synthetic (``text_page``): each line a row, cells split at two spaces, chosen rows centred.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import pytest
+
+from gateway.config import UrgencyConfig
+from ocr.fields import extract_fields, guess_kind, parse_doc_number, vote_doc_number
+from ocr.model import OcrLine, PageText
+from ocr.zones import layout
+
+RULES = UrgencyConfig()
+WIDTH, HEIGHT, LEFT, RIGHT, PITCH, CHAR = 2480, 3508, 300, 2180, 100, 52
+
+
+def text_page(text: str, *, page_no: int = 1, centered: Iterable[int] = (),
+              confidence: float = 0.99, low: dict[int, float] | None = None) -> PageText:
+    """A page as an engine would return it: one row per text line (the first in the top 5 %
+    where the TTI line is printed), cells split at two spaces, ``centered`` lines centred;
+    ``low`` gives single lines (by number) a lower confidence."""
+    centred, low = set(centered), low or {}
+    lines = []
+    for n, line in enumerate(text.strip("\n").split("\n")):
+        cells = [c for c in re.split(r"\s{2,}", line.strip()) if c]
+        width = sum(CHAR * len(c) for c in cells) + 60 * (len(cells) - 1)
+        x = (LEFT + RIGHT - width) // 2 if n in centred else LEFT
+        for cell in cells:
+            w = CHAR * len(cell)
+            top = 40 if n == 0 else 200 + PITCH * n
+            lines.append(OcrLine(cell, (x, top, x + w, top + 70), low.get(n, confidence)))
+            x += w + 60
+    return PageText(page_no, tuple(lines), "text", WIDTH, HEIGHT)
+
+
+GONGWEN = """\
+2026-03-02 02:10  FROM: 0551-2345678  P.1/2
+000042
+秘密★6个月
+特急
+北湖区应急管理局文件
+北应急{bracket}号
+关于做好汛期地质灾害
+隐患巡查工作的通知
+各街道办事处，区直有关单位：
+近期我区降雨偏多，遇有重要紧急情况要立即报告。现就有关事项通知如下：
+一、加强巡查
+北湖区应急管理局
+2026年3月1日
+"""
+
+
+@pytest.mark.parametrize("bracket, expected", [
+    ("〔2026〕8号", "北应急〔2026〕8号"),
+    ("[2026]8号", "北应急〔2026〕8号"),
+    ("【2026】8号", "北应急〔2026〕8号"),
+    ("（2026）8号", "北应急〔2026〕8号"),
+    ("(2026)8号", "北应急〔2026〕8号"),
+    ("「2026」8号", "北应急〔2026〕8号"),
+    ("［2026】8号", "北应急〔2026〕8号"),
+    ("：〔2026]8号", "北应急〔2026〕8号"),
+    ("2026 8号", "北应急〔2026〕8号"),
+    ("〔2020〕8号", "北应急〔2026〕8号"),  # one digit misread: the 成文日期's year wins
+])
+def test_gongwen_fields_with_brackets_as_ocr_reads_them(bracket: str, expected: str) -> None:
+    page = text_page(GONGWEN.format(bracket=bracket), centered=(4, 5, 6, 7))
+    fields = extract_fields([page], RULES)
+    assert (fields.kind, fields.doc_number) == ("gongwen", expected)
+    assert fields.issuer == "北湖区应急管理局"
+    assert fields.title == "关于做好汛期地质灾害隐患巡查工作的通知"
+    assert fields.recipients == "各街道办事处，区直有关单位："
+    assert (fields.copy_no, fields.classification) == ("000042", "秘密")
+    assert fields.secrecy_period == "6个月"
+    assert fields.urgency == "特急"
+    assert fields.doc_date == "2026年3月1日"
+
+
+def test_tti_line_is_not_document_text() -> None:
+    page = text_page("2026-03-02 02:10  EMERGENCY 0551-2345678  P.1/1\n加急\n南岭县水利局\n"
+                     "关于开放泄洪闸的通知\n各乡镇：\n正文。", centered=(2, 3))
+    assert layout(page).tti is not None
+    fields = extract_fields([page], RULES)
+    assert (fields.kind, fields.urgency, fields.issuer) == ("letter", "加急", "南岭县水利局")
+    assert fields.title == "关于开放泄洪闸的通知"
+    assert fields.doc_number is None
+
+
+TELEGRAM = """\
+西江市人民政府办公室明传电报
+发电单位  西江市人民政府办公室  签批盖章  李四
+等　　级  {level}  明电编号  西政办明电{number}
+抄　　送  市委办公室
+关于做好大风降温天气
+防范工作的紧急通知
+各县（区）人民政府，市政府各部门：
+请立即部署。
+"""
+
+
+@pytest.mark.parametrize("level, number, expected_level, expected_number", [
+    ("特提", "〔2025〕3号", "特提", "西政办明电〔2025〕3号"),
+    ("平急", "【2025]3号", "平急", "西政办明电〔2025〕3号"),
+    ("加急", "(2025）3号", "加急", "西政办明电〔2025〕3号"),
+    ("", "〔2025〕3号", None, "西政办明电〔2025〕3号"),
+])
+def test_telegram_fields(level: str, number: str, expected_level: str | None,
+                         expected_number: str) -> None:
+    page = text_page(TELEGRAM.format(level=level, number=number), centered=(0, 4, 5))
+    fields = extract_fields([page], RULES)
+    assert (fields.kind, fields.issuer) == ("telegram", "西江市人民政府办公室")
+    assert (fields.urgency, fields.doc_number) == (expected_level, expected_number)
+    assert fields.title == "关于做好大风降温天气防范工作的紧急通知"
+
+
+def test_telegram_label_split_by_ocr_noise() -> None:
+    text = TELEGRAM.format(level="特急", number="〔2025〕3号").replace("等　　级", "等  ：级")
+    fields = extract_fields([text_page(text, centered=(0, 4, 5))], RULES)
+    assert (fields.urgency, fields.doc_number) == ("特急", "西政办明电〔2025〕3号")
+
+
+COVER = """\
+2025/07/01 23:50  DUTY 0731-1234567  1/2
+红旗镇人民政府
+传 真 件
+收件单位  县人民政府总值班室  收件人  值班员
+发件单位  红旗镇人民政府
+发件人  王五  电　话  0731-7654321
+日　期  2025年7月1日  页　数  共2页（含本页）
+主　题  关于红旗镇防汛工作情况的报告
+备注：  □紧急  ■请审阅  □请回复
+"""
+
+CARRIED = """\
+2025/07/01 23:50  DUTY 0731-1234567  2/2
+机密
+加急
+红旗镇人民政府文件
+红政发〔2025〕21号
+关于红旗镇防汛工作情况的报告
+县人民政府：
+现将有关情况报告如下。
+红旗镇人民政府
+2025年7月1日
+"""
+
+
+def test_cover_sheet_takes_number_and_marks_from_the_carried_document() -> None:
+    pages = [text_page(COVER, centered=(1, 2)), text_page(CARRIED, page_no=2, centered=(3, 4, 5))]
+    fields = extract_fields(pages, RULES)
+    assert (fields.kind, fields.issuer, fields.sender) == ("cover", "红旗镇人民政府", "王五")
+    assert (fields.doc_number, fields.urgency, fields.classification) == (
+        "红政发〔2025〕21号", "加急", "机密")
+    assert (fields.title, fields.pages_declared) == ("关于红旗镇防汛工作情况的报告", 2)
+
+
+def test_report_form_fields() -> None:
+    text = """\
+突发事件信息报告单
+临水县人民政府总值班室制
+报告单位  柳林乡人民政府  报告时间  3月2日1时10分
+报告人  赵六  联系电话  13800000000
+事件名称  柳林乡民房火灾
+紧急程度  □一般  □较急  □紧急
+"""
+    fields = extract_fields([text_page(text, centered=(0, 1))], RULES)
+    assert (fields.kind, fields.issuer, fields.title, fields.sender) == (
+        "report_form", "柳林乡人民政府", "柳林乡民房火灾", "赵六")
+    assert fields.urgency is None and fields.doc_number is None
+
+
+def test_report_with_masthead_and_without() -> None:
+    masthead = """\
+紧急信息
+值班快报
+第12期
+东山区应急管理局值班室  2026年1月5日
+东山区一化工厂发生爆燃
+一、基本情况
+"""
+    fields = extract_fields([text_page(masthead, centered=(1, 2, 4))], RULES)
+    assert (fields.kind, fields.issuer, fields.title) == (
+        "report", "东山区应急管理局值班室", "东山区一化工厂发生爆燃")
+    assert fields.urgency is None  # 紧急信息 makes it urgent, but is not a formal 紧急程度
+    plain = """\
+关于河西街道燃气泄漏的情况报告
+区人民政府总值班室：
+一、基本情况
+正文。
+河西街道办事处
+2026年2月3日
+"""
+    fields = extract_fields([text_page(plain, centered=(0,))], RULES)
+    assert (fields.kind, fields.issuer, fields.title, fields.doc_date) == (
+        "report", "河西街道办事处", "关于河西街道燃气泄漏的情况报告", "2026年2月3日")
+
+
+def test_two_different_numbers_in_the_header_are_a_conflict() -> None:
+    text = GONGWEN.format(bracket="〔2026〕8号").replace(
+        "关于做好汛期地质灾害", "北应急〔2026〕9号\n关于做好汛期地质灾害")
+    fields = extract_fields([text_page(text, centered=(4, 5, 6, 7, 8))], RULES)
+    assert "doc_number" in fields.conflicts
+
+
+def test_number_quoted_in_the_text_is_not_the_documents() -> None:
+    text = GONGWEN.format(bracket="〔2026〕8号").replace(
+        "一、加强巡查", "根据《通知》（省政办发〔2025〕30号）要求，")
+    fields = extract_fields([text_page(text, centered=(4, 5, 6, 7))], RULES)
+    assert fields.doc_number == "北应急〔2026〕8号" and not fields.conflicts
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("清森防指办〔2025】30号", "清森防指办〔2025〕30号"),
+    ("长政办明电（2025）11号", "长政办明电〔2025〕11号"),
+    ("江政小明]电[2025】47号", "江政小明电〔2025〕47号"),
+    ("东交：[2026]16号", "东交〔2026〕16号"),
+    ("县政府三楼会议室", None),
+    ("2026年3月1日", None),
+])
+def test_parse_doc_number(text: str, expected: str | None) -> None:
+    assert parse_doc_number(text) == expected
+
+
+def test_vote_prefers_readings_that_abbreviate_the_issuer() -> None:
+    readings = ["江政小明电〔2025〕47号", "江政小明电〔2025〕47号", "江政办明电〔2025〕47号"]
+    voted = vote_doc_number(readings, "2025", "江州市人民政府办公室")
+    assert voted == "江政办明电〔2025〕47号"
+    assert vote_doc_number(readings, "2025", None) == "江政小明电〔2025〕47号"
+    assert vote_doc_number(["江政办明电〔2085〕47号"], "2025") == "江政办明电〔2025〕47号"
+    assert vote_doc_number(["无文号"], None) is None
+
+
+@pytest.mark.parametrize("first_line, kind", [
+    ("某某县人民政府办公室明传电报", "telegram"),
+    ("传真封面", "cover"),
+    ("值班电话记录单", "report_form"),
+    ("关于某某镇山洪的情况报告", "report"),
+    ("某某县人民政府文件", "gongwen"),
+    ("某某县人民政府办公室", "letter"),
+])
+def test_guess_kind(first_line: str, kind: str) -> None:
+    assert guess_kind(layout(text_page(first_line + "\n正文。"))) == kind
+
+
+def test_signature_smudged_by_the_seal_takes_the_place_name_from_the_text() -> None:
+    text = """\
+关于白沙乡山洪灾害的情况报告
+县人民政府总值班室：
+7月2日，白沙乡柳村突发山洪。白沙乡党委、政府立即组织转移群众。
+日沙乡人民政化
+2026年7月2日
+"""
+    page = text_page(text, centered=(0,), low={3: 0.8})
+    assert extract_fields([page], RULES).issuer == "白沙乡人民政府"
+    clean = text_page(text.replace("日沙乡人民政化", "白沙乡人民政府"), centered=(0,))
+    assert extract_fields([clean], RULES).issuer == "白沙乡人民政府"
+
+
+def test_form_row_whose_first_label_lost_a_character() -> None:
+    text = TELEGRAM.format(level="加急", number="〔2025〕3号").replace("等　　级", "级")
+    fields = extract_fields([text_page(text, centered=(0, 4, 5))], RULES)
+    assert (fields.urgency, fields.doc_number) == ("加急", "西政办明电〔2025〕3号")

@@ -1,0 +1,213 @@
+"""The urgency decision on text: the traps of a naive rule, near-misses, recall first.
+
+Pages are synthetic (``text_page``), written for these tests; what matters is where a word
+stands: header zone, form field, option box, or running text.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import UrgencyConfig
+from ocr.model import PageText
+from ocr.ticks import Tick, option_words
+from ocr.urgency import combine, decide, header_rows, option_rows
+from ocr.zones import Row, group_rows, layout
+from tests.test_fields import text_page
+
+RULES = UrgencyConfig()
+TTI = "2026-01-09 03:12  FROM: 0551-2345678  P.1/1"
+DOC = """\
+{tti}
+{marks}
+南城县人民政府办公室文件
+南政办〔2026〕5号
+关于做好春节期间安全防范工作的通知
+各乡镇人民政府：
+遇有重要紧急情况，要在第一时间报告。请各地{body}。
+"""
+
+
+def gongwen(marks: str, body: str = "认真落实", *, low: dict[int, float] | None = None) -> PageText:
+    return text_page(DOC.format(tti=TTI, marks=marks, body=body),
+                     centered=range(marks.count("\n") + 2, marks.count("\n") + 5), low=low)
+
+
+@pytest.mark.parametrize("marks, urgent, possible, level, classification, period", [
+    ("特急", True, False, "特急", None, None),
+    ("加急", True, False, "加急", None, None),
+    ("000120\n机密★1年\n特急", True, False, "特急", "机密", "1年"),
+    ("绝密★长期\n加急", True, False, "加急", "绝密", "长期"),
+    ("秘密", False, False, None, "秘密", None),
+    ("急件", True, False, "急件", None, None),          # older faxes
+    ("000120  特急", True, False, "特急", None, None),  # top right, beside the 份号
+    ("特急 .", True, False, "特急", None, None),        # speck read after the mark
+    ("机蜜★1年", False, False, None, "机密", "1年"),   # near-miss of a classification
+    ("特忽", False, True, None, None, None),            # near-misses: page, never downgrade
+    ("加怠", False, True, None, None, None),
+    ("急", False, True, None, None, None),
+    ("平急", False, False, "平急", None, None),
+    ("平怠", False, False, None, None, None),           # only near the calm mark
+])
+def test_header_zone_marks(marks: str, urgent: bool, possible: bool, level: str | None,
+                           classification: str | None, period: str | None) -> None:
+    decision = decide(layout(gongwen(marks)), RULES)
+    assert (decision.is_urgent, decision.possibly_urgent) == (urgent, possible)
+    assert (decision.level, decision.classification, decision.secrecy_period) == (
+        level, classification, period)
+
+
+def test_unmarked_document_with_urgent_words_in_its_text_is_not_urgent() -> None:
+    page = gongwen("", body="立即启动应急响应，特急情况随时报告，加急处置")
+    decision = decide(layout(page), RULES)
+    assert not decision.should_page
+    ignored = [r for r in decision.reasons if r.rule == "ignored_body"]
+    assert ignored and all("text" in r.where for r in ignored)
+
+
+def test_title_saying_urgent_notice_is_not_a_mark() -> None:
+    page = text_page(f"{TTI}\n南城县人民政府办公室文件\n关于做好寒潮防范的紧急通知\n"
+                     "各乡镇：\n正文。",
+                     centered=(1, 2))
+    assert not decide(layout(page), RULES).should_page
+
+
+def test_near_miss_of_the_calm_mark_pages_only_when_unsure() -> None:
+    assert not decide(layout(gongwen("乎急")), RULES).should_page
+    unsure = decide(layout(gongwen("乎急", low={1: 0.4})), RULES)
+    assert unsure.possibly_urgent and unsure.reasons[0].rule == "near_miss"
+
+
+def test_badly_read_short_header_row_is_possibly_urgent() -> None:
+    decision = decide(layout(gongwen("蚌蛤", low={1: 0.3})), RULES)
+    assert decision.possibly_urgent
+    assert decision.reasons[0].rule == "unreadable_header"
+    assert decision.reasons[0].confidence == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("error, lines", [("engine crashed", ()), (None, ())])
+def test_unreadable_page_is_possibly_urgent(error: str | None, lines: tuple) -> None:
+    page = PageText(1, lines, "rapidocr", 2480, 3508, error)
+    decision = decide(layout(page), RULES)
+    assert decision.possibly_urgent and not decision.is_urgent
+    assert decision.reasons[0].rule == "unreadable_header"
+
+
+TELEGRAM = """\
+{tti}
+北江市人民政府办公室明传电报
+发电单位  北江市人民政府办公室  签批盖章  张三
+等　　级  {level}  明电编号  北政办明电〔2026〕2号
+关于立即开展危化品安全检查的紧急通知
+"""
+
+
+@pytest.mark.parametrize("level, urgent, possible", [
+    ("特提", True, False), ("特急", True, False), ("加急", True, False),
+    ("平急", False, False), ("", False, False), ("特忽", False, True),
+])
+def test_telegram_grade(level: str, urgent: bool, possible: bool) -> None:
+    page = text_page(TELEGRAM.format(tti=TTI, level=level), centered=(1, 4))
+    decision = decide(layout(page), RULES)
+    assert (decision.is_urgent, decision.possibly_urgent) == (urgent, possible)
+
+
+COVER = """\
+{tti}
+西林县交通运输局
+传真封面
+发件单位  西林县交通运输局
+主　题  关于道路塌方的情况报告
+{remark}
+南山市人民政府总值班室：现将报告传真给你们，请查收。
+"""
+
+
+@pytest.mark.parametrize("remark, urgent, possible", [
+    ("备注：  □紧急  ■请审阅  □请回复", False, False),   # trap: an unticked □紧急
+    ("备注：  ■紧急  □请审阅  □请回复", True, False),
+    ("备注：  √紧急  □请审阅  □请回复", True, False),
+    ("备注：紧急！请即呈送带班领导阅示。", True, False),   # a remark that says 紧急
+    ("备注：请转有关领导阅。", False, False),
+    ("备注：  紧急  请审阅  请回复", False, True),         # box glyphs lost, no image reading
+])
+def test_cover_sheet_remarks_and_boxes(remark: str, urgent: bool, possible: bool) -> None:
+    page = text_page(COVER.format(tti=TTI, remark=remark), centered=(1, 2))
+    decision = decide(layout(page), RULES)
+    assert (decision.is_urgent, decision.possibly_urgent) == (urgent, possible)
+
+
+FORM = """\
+{tti}
+突发事件信息报告单
+报告单位  青石镇人民政府  报告时间  1月9日3时
+事件名称  青石镇民房坍塌
+基本情况  镇里紧急疏散群众20人，特急情况已报告。
+紧急程度  {options}
+"""
+
+
+@pytest.mark.parametrize("options, ticked, urgent", [
+    ("□一般  □较急  □紧急", "紧急", True),
+    ("□一般  □较急  □紧急", "较急", False),
+    ("□一般  □较急  □紧急", "一般", False),
+    ("□一般  □较急  的紧态", "的紧态", True),   # the tick garbled the label as OCR read it
+    ("一般  较急  亡紧急", "亡紧急", True),     # the box read as a character
+    ("一般  较忽  紧急", "较忽", False),        # a near-miss of 较急 is 较急
+])
+def test_report_form_tick_decides(options: str, ticked: str, urgent: bool) -> None:
+    page = layout(text_page(FORM.format(tti=TTI, options=options), centered=(1,)))
+    (row,) = option_rows(page)
+    ticks = [Tick(word, word == ticked, 0.2 if word == ticked else 0.0, (0, 0, 1, 1))
+             for word in option_words(row)]
+    decision = decide(page, RULES, ticks={row.index: ticks})
+    assert (decision.is_urgent, decision.possibly_urgent) == (urgent, False)
+    assert ("ticked_box" in {r.rule for r in decision.reasons}) is urgent
+
+
+def test_report_form_without_image_reading_is_possibly_urgent_only_for_the_urgent_box() -> None:
+    page = layout(text_page(FORM.format(tti=TTI, options="一般  较急  紧急"), centered=(1,)))
+    decision = decide(page, RULES)
+    assert decision.possibly_urgent
+    assert [r.word for r in decision.reasons if r.rule == "unreadable_tick"] == ["紧急"]
+
+
+@pytest.mark.parametrize("mark, urgent", [("紧急信息", True), ("紧急", True), ("特急", True),
+                                          ("", False)])
+def test_incident_report_marks(mark: str, urgent: bool) -> None:
+    text = (f"{TTI}\n{mark}\n关于青石镇民房坍塌的情况报告\n县人民政府总值班室：\n"
+            "重要紧急情况及时续报。")
+    decision = decide(layout(text_page(text, centered=(2,))), RULES)
+    assert (decision.is_urgent, decision.possibly_urgent) == (urgent, False)
+
+
+def test_second_reader_adds_exact_marks_only() -> None:
+    page = layout(gongwen(""))
+    zone = header_rows(page)
+    assert zone == ()
+    second = _rows("特急")
+    decision = decide(page, RULES, second=second, second_engine="tesseract")
+    assert decision.is_urgent and decision.reasons[0].rule == "second_reader"
+    assert decision.reasons[0].engine == "tesseract"
+    noisy = decide(page, RULES, second=_rows("特忽"), second_engine="tesseract")
+    assert not noisy.should_page
+
+
+def _rows(text: str) -> tuple[Row, ...]:
+    page = text_page(f"{TTI}\n{text}")
+    return tuple(Row(tuple(cells), i) for i, cells in enumerate(group_rows(page.lines[1:])))
+
+
+def test_cover_and_carried_document_combine() -> None:
+    cover = decide(layout(text_page(COVER.format(tti=TTI, remark="备注：请转有关领导阅。"),
+                                    centered=(1, 2))), RULES)
+    carried = decide(layout(gongwen("秘密★1年\n加急")), RULES, page_no=2)
+    both = combine(cover, carried)
+    assert both.is_urgent and (both.level, both.classification) == ("加急", "秘密")
+    assert any(r.where.startswith("page 2") for r in both.reasons)
+
+
+def test_keyword_lists_come_from_the_configuration() -> None:
+    rules = UrgencyConfig(urgent_marks=["火急"], urgent_flags=[])
+    assert decide(layout(gongwen("火急")), rules).is_urgent
+    assert not decide(layout(gongwen("特急")), rules).is_urgent
