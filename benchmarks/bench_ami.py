@@ -28,7 +28,7 @@ from asterisk.manager import ManagerMsg
 
 from gateway.ami.framing import Framer, parse_message
 
-FIXTURES = Path(os.environ.get("DUTYGW_SHARED", ROOT.parent / "shared")) / "fixtures" / "ami"
+FIXTURES = Path(os.environ.get("TEST_DUTYGW_SHARED", ROOT.parent / "shared")) / "fixtures" / "ami"
 CHUNK = 64 * 1024
 _EPOCH = re.compile(rb"(?<![\d.])(1\d{9})\.(\d+)")
 _CHANNEL = re.compile(rb"((?:PJSIP|SIP|Local|IAX2)/[\w@.]+-)([0-9a-f]{8})")

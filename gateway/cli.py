@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.config import Config, load_config
+from gateway.config import CONFIG_FILE_VARIABLE, Config, load_config
 from gateway.errors import GatewayError
 
 log = logging.getLogger("dutygw")
@@ -45,9 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The configuration named by ``--config`` (or ``$DUTYGW_CONFIG``), validated."""
-    import os
-
-    path = args.config or (Path(os.environ["DUTYGW_CONFIG"]) if os.environ.get("DUTYGW_CONFIG") else None)
+    named = os.environ.get(CONFIG_FILE_VARIABLE)
+    path = args.config or (Path(named) if named else None)
     return load_config(path)
 
 

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.errors import ConfigError
 
 ENV_PREFIX = "DUTYGW_"
+CONFIG_FILE_VARIABLE = "DUTYGW_CONFIG"
+"""Names the file itself (``gateway.cli``), not a key in it."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     merged = {name: dict(value) if isinstance(value, dict) else value for name, value in raw.items()}
     sections = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
     for variable, value in env.items():
-        if not variable.startswith(ENV_PREFIX):
+        if not variable.startswith(ENV_PREFIX) or variable == CONFIG_FILE_VARIABLE:
             continue
         rest = variable[len(ENV_PREFIX):].lower()
         section = next((s for s in sections if rest.startswith(s + "_")), None)

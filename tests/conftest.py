@@ -15,7 +15,7 @@ from storage.db import Database, open_database
 pytest_plugins = ["tests.ocr_corpus"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DUTYGW_SHARED", ROOT.parent / "shared"))
+SHARED = Path(os.environ.get("TEST_DUTYGW_SHARED", ROOT.parent / "shared"))
 AMI_FIXTURES = SHARED / "fixtures" / "ami"
 FAX_FIXTURES = SHARED / "fixtures" / "fax"
 EXAMPLE_CONFIG = ROOT / "examples" / "dutygw.toml"

@@ -5,7 +5,7 @@ pipeline read asks for the session-scoped ``ocr_corpus`` instead of reading page
 The raw-engine baselines (tesseract CLI and RapidOCR on the page as received) are separate
 fixtures, computed only when a test asks for them.
 
-Set ``DUTYGW_OCR_CACHE=1`` to keep the pipeline's results in pytest's cache folder between
+Set ``TEST_DUTYGW_OCR_CACHE=1`` to keep the pipeline's results in pytest's cache folder between
 local runs (keyed by the file's sha256, the engine and its settings, and
 ``ocr.normalise.VERSION``). It is off by default, so CI always OCRs for real.
 """
@@ -32,7 +32,7 @@ from ocr.model import OcrLine, PageText
 from ocr.normalise import VERSION, NormalisedPage, normalise
 from ocr.pages import FaxPage, load_pages
 
-SHARED = Path(os.environ.get("DUTYGW_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(os.environ.get("TEST_DUTYGW_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 FAX_FIXTURES = SHARED / "fixtures" / "fax"
 MAX_PAGES = 60
 MAX_PIXELS = 40_000_000
@@ -137,7 +137,7 @@ def fax_corpus() -> list[FaxFixture]:
     """The dev fax fixtures with their sidecars (no OCR)."""
     fixtures = fax_fixtures()
     if not fixtures:
-        pytest.fail(f"no fax fixtures in {FAX_FIXTURES} (set DUTYGW_SHARED?)")
+        pytest.fail(f"no fax fixtures in {FAX_FIXTURES} (set TEST_DUTYGW_SHARED?)")
     return fixtures
 
 
@@ -179,7 +179,7 @@ def _per_page(fixtures: list[FaxFixture],
 # --- disk cache (opt-in, local runs only) -------------------------------------------------
 
 def _cache_dir(config: pytest.Config) -> Path | None:
-    if os.environ.get("DUTYGW_OCR_CACHE") != "1" or not hasattr(config, "cache"):
+    if os.environ.get("TEST_DUTYGW_OCR_CACHE") != "1" or not hasattr(config, "cache"):
         return None
     return Path(config.cache.mkdir("dutygw-ocr"))
 

@@ -81,6 +81,12 @@ def test_a_bad_key_names_the_key_and_its_source(
     assert str(path) in message or any(name in message for name in env)
 
 
+def test_the_variable_naming_the_file_is_not_a_key(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    config = load_config(path, env={"DUTYGW_CONFIG": str(path), "DUTYGW_AMI_PORT": "5040"})
+    assert config.ami.port == 5040
+
+
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
