@@ -190,7 +190,7 @@ def test_mail_service_sends_when_woken_and_stops_cleanly(
             await _until(lambda: service.passes == 0)  # the first pass finds nothing
             queue(database, receipt(142, "fax_008.tif", title="关于立即开展道路交通安全大检查的通知"))
             service.wake()
-            await _until(lambda: not relay.messages)
+            await _until(lambda: not relay.messages or service.passes < 2)  # the pass ends after the relay has it
             assert service.passes == 2  # sent by the woken pass, not the hourly one
         finally:
             await service.stop()
