@@ -1,9 +1,7 @@
 """kill -9 while faxes wait for OCR, then a restart: every accepted fax is filed, none twice.
 
 Runs the real daemon (``python -m gateway.cli --config CFG run``) as a subprocess; AMI
-points at a closed port, so the daemon keeps retrying AMI while it serves SMTP. A tiny
-runner of the fax service alone is the second variant (it isolates the fax intake from
-the rest of the daemon).
+points at a closed port, so the daemon keeps retrying AMI while it serves SMTP.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -30,26 +27,6 @@ from tests.fax_mails import asterisk_mail, crlf
 ZONE = ZoneInfo("Asia/Shanghai")
 ONE_PAGE = ["fax_001", "fax_002", "fax_008", "fax_010", "fax_014", "fax_016", "fax_017", "fax_018",
             "fax_020", "fax_022"]
-
-RUNNER = """
-import asyncio, signal, sys
-from gateway.clock import SystemClock
-from gateway.config import load_config
-from gateway.fax.service import FaxService
-from storage.db import open_database
-
-async def main():
-    config = load_config(sys.argv[1])
-    service = FaxService(config, open_database(config.database_url), SystemClock())
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await service.start()
-    await stop.wait()
-    await service.stop()
-
-asyncio.run(main())
-"""
-
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -69,31 +46,25 @@ def write_config(folder: Path, port: int) -> Path:
     return path
 
 
-def command(kind: str, config: Path) -> list[str]:
-    if kind == "daemon":
-        return [sys.executable, "-m", "gateway.cli", "--config", str(config), "run"]
-    return [sys.executable, "-c", RUNNER, str(config)]
-
-
-def start(kind: str, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``dutygw run``, until its SMTP intake listens."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("DUTYGW_")}
     env.update(PYTHONPATH=str(ROOT), OMP_THREAD_LIMIT="1")  # only the config file configures the daemon
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(command(kind, config), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--config", str(config), "run"],
+                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             text = log.read_text(errors="replace")
-            if kind == "daemon" and "ModuleNotFoundError" in text:
-                pytest.skip("dutygw run cannot start yet: " + text.strip().splitlines()[-1])
-            raise AssertionError(f"{kind} exited with {process.returncode}:\n{text[-3000:]}")
+            raise AssertionError(f"dutygw run exited with {process.returncode}:\n{text[-3000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return process
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise AssertionError(f"{kind} did not listen on {port} within 60 s")
+    raise AssertionError(f"dutygw run did not listen on {port} within 60 s")
 
 
 def send_all(port: int) -> None:
@@ -113,17 +84,12 @@ def counts(db: Database) -> tuple[int, int]:
     return filed, receipts
 
 
-@pytest.fixture(params=["daemon", "runner"])
-def kind(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield request.param
-
-
 @pytest.mark.ocr
-def test_kill_9_with_faxes_queued_then_restart(kind: str, tmp_path: Path) -> None:
+def test_kill_9_with_faxes_queued_then_restart(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, port)
     log = tmp_path / "daemon.log"
-    process = start(kind, config, port, log)
+    process = start(config, port, log)
     db = open_database(f"sqlite:///{tmp_path / 'var' / 'dutygw.sqlite'}")
     try:
         send_all(port)  # every one answered 250: each is now our responsibility
@@ -135,7 +101,7 @@ def test_kill_9_with_faxes_queued_then_restart(kind: str, tmp_path: Path) -> Non
         filed_before, _ = counts(db)
         assert filed_before < len(ONE_PAGE), "nothing was left queued at the kill; the test proves nothing"
 
-        process = start(kind, config, port, log)
+        process = start(config, port, log)
         deadline = time.monotonic() + 600
         while counts(db)[0] < len(ONE_PAGE) and time.monotonic() < deadline:
             time.sleep(0.5)
