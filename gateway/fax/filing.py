@@ -16,15 +16,12 @@ is resumed by filing the same mail again (``file`` is idempotent per mail):
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from gateway.clock import Clock
 from gateway.config import Config
@@ -41,8 +38,6 @@ log = logging.getLogger(__name__)
 HeaderCallback = Callable[[UrgencyDecision, Any], None]
 """``(decision, page-1 text)``, as ``ocr.reader.FaxReader`` calls it."""
 UrgencyCallback = Callable[[int], None]
-T = TypeVar("T")
-RETRIES = 50
 
 _SUFFIXES = {"image/tiff": ".tif", "application/pdf": ".pdf", "application/postscript": ".ps",
              "image/png": ".png", "image/jpeg": ".jpg"}
@@ -146,21 +141,15 @@ class Filer:
     # --- state of the mail -------------------------------------------------------------
 
     def _note_mail(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> None:
-        def note(session: Session) -> None:
-            row = session.get(InboundMail, mail_id)
-            assert row is not None
+        with self._db.session() as session:
+            row = session.get_one(InboundMail, mail_id)
             row.attachment_sha256 = attachment.sha256 if attachment and attachment.data else None
             row.message_id = row.message_id or fax.message_id
 
-        transact(self._db, note)
-
     def _set_mail_state(self, mail_id: int, state: str, reason: str | None) -> FilingResult:
-        def set_state(session: Session) -> None:
-            row = session.get(InboundMail, mail_id)
-            assert row is not None
+        with self._db.session() as session:
+            row = session.get_one(InboundMail, mail_id)
             row.state, row.reason = state, reason
-
-        transact(self._db, set_state)
         return FilingResult(mail_id, state, None, reason)
 
     def _duplicate_reason(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> str | None:
@@ -243,14 +232,11 @@ class Filer:
         return FilingResult(mail_id, status, receipt_id, "; ".join(reasons) or None)
 
     def _header_recorder(self, receipt_id: int) -> HeaderCallback:
-        def record(decision: UrgencyDecision, session: Session) -> None:
-            receipt = session.get(Receipt, receipt_id)
-            assert receipt is not None
-            _apply_decision(receipt, decision)
-            receipt.urgency_decided_at = self._clock.now()
-
         def on_header(decision: UrgencyDecision, _page1_text: Any) -> None:
-            transact(self._db, lambda session: record(decision, session))
+            with self._db.session() as session:
+                receipt = session.get_one(Receipt, receipt_id)
+                _apply_decision(receipt, decision)
+                receipt.urgency_decided_at = self._clock.now()
             self._notify(receipt_id)
 
         return on_header
@@ -271,10 +257,9 @@ class Filer:
         self, mail_id: int, receipt_id: int, reading: Reading | None, total_pages: int | None,
         reasons: list[str],
     ) -> str:
-        def finish(session: Session) -> str:
-            receipt = session.get(Receipt, receipt_id)
-            mail = session.get(InboundMail, mail_id)
-            assert receipt is not None and mail is not None
+        with self._db.session() as session:
+            receipt = session.get_one(Receipt, receipt_id)
+            mail = session.get_one(InboundMail, mail_id)
             if total_pages is not None:
                 receipt.pages = total_pages
             review = list(reasons)
@@ -282,32 +267,11 @@ class Filer:
                 review += _reading_reasons(reading)
                 _apply_reading(receipt, reading)
             receipt.review_reasons = list(dict.fromkeys(review))
-            receipt.status = "needs_review" if receipt.review_reasons else "filed"
+            receipt.status = status = "needs_review" if receipt.review_reasons else "filed"
             receipt.filed_at = self._clock.now()
             mail.state, mail.reason = "filed", None
-            return receipt.status
-
-        status = transact(self._db, finish)
         log.info("receipt %d %s", receipt_id, status)
         return status
-
-
-def transact(db: Database, work: Callable[[Session], T]) -> T:
-    """Run one read-then-write unit of work, again if SQLite reports a stale snapshot.
-
-    ``db.session()`` opens a deferred transaction: when another connection wrote since our
-    first read, SQLite refuses the upgrade to a write at once ("database is locked") instead
-    of waiting. Every unit passed here is safe to repeat.
-    """
-    for attempt in range(RETRIES):
-        try:
-            with db.session() as session:
-                return work(session)
-        except OperationalError as exc:
-            if attempt == RETRIES - 1 or "locked" not in str(exc):
-                raise
-            time.sleep(0.02 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def _default_loader(*args: Any, **kwargs: Any) -> list[Any]:

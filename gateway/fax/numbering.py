@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
 from storage.faxes import Receipt
@@ -46,9 +46,9 @@ def insert_numbered(db: Database, make: Callable[[], Receipt]) -> Receipt:
                 session.flush()
                 session.refresh(receipt)
             return receipt
-        except (IntegrityError, OperationalError) as exc:
+        except IntegrityError:
             if attempt == ATTEMPTS - 1:
                 raise
-            log.debug("receipt number taken or database busy (%s); trying again", type(exc).__name__)
+            log.debug("receipt number taken by a concurrent insert; trying again")
             time.sleep(0.01 * (attempt + 1))
     raise AssertionError("unreachable")
