@@ -3,14 +3,23 @@
 SQLite (WAL, foreign keys on) is the embedded default; PostgreSQL is chosen by URL.
 A unit of work is ``with db.session() as s: ...``: it commits on success and rolls
 back on an exception, so callers never leave a half-written record.
+
+The one rule for code on the event loop (the AMI listener, the SMTP intake, the pager,
+the mailer, the console): never open a session there. A service hands its unit of work to
+``await db.run(work, *args)``, which runs it on the database's own small thread pool: a
+database held locked (SQLite's busy timeout is 30 s) then slows that one unit of work and
+never the SMTP greeting, the AMI reader or another service. Threads and CLI commands call
+``db.session()`` directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -20,6 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.errors import StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+DB_THREADS = 4
+"""Units of work in flight at once from the event loop (a few: SQLite has one writer anyway)."""
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Database:
@@ -27,11 +41,19 @@ class Database:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._executor: ThreadPoolExecutor | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
+
+    async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``work(*args, **kwargs)`` off the event loop, on the database's threads."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="dutygw-db")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: work(*args, **kwargs))
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
@@ -51,6 +73,9 @@ class Database:
         return self.engine.url.render_as_string(hide_password=True)
 
     def dispose(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self.engine.dispose()
 
 
