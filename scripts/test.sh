@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=.venv/bin/python
 [ -x "$python" ] || { echo "test.sh: no .venv/ here; run scripts/setup.sh first" >&2; exit 1; }
+export PATH="$PWD/.venv/bin:$PATH"  # the venv's tools (asterisklint, dutygw) for tests that run them
 
 if [ -z "${TEST_DUTYGW_POSTGRES_URL:-}" ]; then
   if started=$(scripts/pg-scratch.sh start); then
