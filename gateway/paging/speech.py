@@ -33,7 +33,7 @@ log = logging.getLogger("dutygw.paging.speech")
 VOICE = "cmn-latn-pinyin"
 """espeak-ng's Mandarin voice that really speaks Mandarin. espeak-ng turns each Chinese
 character into pinyin and then reads that pinyin with the voice's rules for Latin letters.
-The plain ``cmn`` voice reads Latin letters as English (``dictrules 1``), and in espeak-ng
+The plain Mandarin voice (cmn) reads Latin letters as English (``dictrules 1``), and in espeak-ng
 1.51 (Debian 12) that applies to its own pinyin too: 紧急 comes out ``(en)dZI55n…``, English
 letters. ``cmn-latn-pinyin`` reads Latin as pinyin, so characters become Mandarin syllables
 with tones (``tS;'i21n``); the cost is that a Latin word in a title is read as pinyin, which

@@ -56,9 +56,10 @@ def number(n: int | str) -> str:
     """A quantity or ordinal as words: 12 → 十二, 1005 → 一千零五, 3.5 → 三点五."""
     text = str(n)
     try:
-        return str(an2cn(text, "low"))
+        said = str(an2cn(text, "low"))
     except (ValueError, TypeError, KeyError, IndexError):  # cn2an's limits (e.g. > 16 digits)
         return digits(text.replace(".", "点"))
+    return re.sub(r"^二(?=[千万亿])", "两", said)  # 两千, 两万, as said; 二百 stays
 
 
 def count(n: int) -> str:
