@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from gateway.paging.spoken import as_pinyin, count, number, phone, receipt_no, speakable, time_of_day
+from gateway.paging.spoken import (
+    as_pinyin,
+    count,
+    number,
+    phone,
+    receipt_no,
+    speakable,
+    time_of_day,
+)
 from tests.conftest import FAX_FIXTURES
 
 
