@@ -107,6 +107,9 @@ def test_times(hours: int, minutes: int, said: str) -> None:
     ("王局长您好", "ju2 zhang3"),
     ("请尽快处理", "chu2 li3"),  # chu3 (3-3 sandhi makes it 2), not espeak-ng's chu4
     ("银行", "yin2 hang2"),
+    ("长溪县人民政府办公室", "chang2 xi1"),  # a place name: 长 alone is cháng
+    ("长政办明电", "chang2 zheng4"),
+    ("县长", "xian4 zhang3"),
 ])
 def test_readings_come_from_the_phrase_not_the_character(text: str, syllables: str) -> None:
     assert syllables in as_pinyin(text)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 from cn2an import an2cn
 
@@ -122,12 +124,37 @@ def doc_number(text: str) -> str:
     return speakable(text)
 
 
+SINGLE_READINGS = {"长": "cháng"}
+"""Readings for a character pypinyin finds in no phrase. Its default for 长 is zhǎng (as in
+局长, which it knows as a phrase); alone, 长 is far more often cháng, as in the place names
+of issuers and 文号 (长溪县, 长政办)."""
+
+
 def as_pinyin(text: str) -> str:
     """Han characters as tone-numbered pinyin syllables (重听 → chong2 ting1); the rest kept."""
-    from pypinyin import Style, lazy_pinyin  # 0.7 s to load its dictionaries: only when speaking
-
-    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
+    syllables = _pinyin_reader().lazy_pinyin(text, style=_tone3())
     return re.sub(r"\s*([，。、；：！？,.;:!?“”《》（）\s])\s*", r"\1", " ".join(syllables)).strip()
+
+
+@cache
+def _pinyin_reader() -> Any:
+    """pypinyin with our single readings; loaded on first use (its dictionaries take 0.7 s)."""
+    from pypinyin.converter import UltimateConverter
+    from pypinyin.core import Pinyin
+
+    class Reader(UltimateConverter):  # type: ignore[misc]
+        def _single_pinyin(self, han: str, style: Any, heteronym: bool, errors: Any, strict: bool) -> Any:
+            if han in SINGLE_READINGS:  # called only for a character outside any known phrase
+                return [[SINGLE_READINGS[han]]]
+            return super()._single_pinyin(han, style, heteronym, errors, strict)
+
+    return Pinyin(Reader(neutral_tone_with_five=True, tone_sandhi=True))
+
+
+def _tone3() -> Any:
+    from pypinyin import Style
+
+    return Style.TONE3
 
 
 def speakable(text: str) -> str:
