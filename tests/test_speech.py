@@ -170,6 +170,9 @@ def test_same_text_is_rendered_once_and_named_for_the_pbx(tmp_path: Path) -> Non
     stamp = first.stat().st_mtime_ns
     assert speech.render(TEXT) == first and first.stat().st_mtime_ns == stamp
     assert speech.render(TEXT + "再说一遍") != first
+    assert speech.render(TEXT.replace("按1", "按一")) == first, "named by what is said, not how it is written"
+    slower = Speech(tmp_path / "sounds", words_per_minute=110).render(TEXT)
+    assert slower != first and len(_audio(slower)[3]) > len(_audio(first)[3]), "another pace is another file"
     name = speech.prompt(TEXT)
     assert name == f"/var/spool/asterisk/dutygw/{first.stem}" and not name.endswith(".wav")
     assert [p.name for p in (tmp_path / "sounds").iterdir() if p.name.startswith(".")] == [], "no partial files"

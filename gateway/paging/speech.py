@@ -31,13 +31,15 @@ from gateway.paging.spoken import as_pinyin, speakable
 log = logging.getLogger("dutygw.paging.speech")
 
 VOICE = "cmn-latn-pinyin"
-"""espeak-ng's Mandarin voice that really speaks Mandarin. espeak-ng turns each Chinese
-character into pinyin and then reads that pinyin with the voice's rules for Latin letters.
-The plain Mandarin voice (cmn) reads Latin letters as English (``dictrules 1``), and in espeak-ng
-1.51 (Debian 12) that applies to its own pinyin too: 紧急 comes out ``(en)dZI55n…``, English
-letters. ``cmn-latn-pinyin`` reads Latin as pinyin, so characters become Mandarin syllables
-with tones (``tS;'i21n``); the cost is that a Latin word in a title is read as pinyin, which
-the page never needs. espeak-ng issues #1236 and #1370; tests/test_speech.py checks it."""
+"""The espeak-ng voice that really speaks Mandarin. espeak-ng reads a Chinese character by
+turning it into pinyin and reading that pinyin with the voice's rules for Latin letters.
+The plain Mandarin voice (cmn) reads Latin as English (``dictrules 1``), and in espeak-ng
+1.51 (Debian 12) its own pinyin too: 紧急 comes out ``(en)dZI55n…``, English letters.
+``cmn-latn-pinyin`` reads Latin as pinyin: Mandarin syllables with tones (``tS;'i21n``).
+It is also what lets us hand it pinyin read in context (``spoken.as_pinyin``), which the
+plain voice would read as English words. The cost, that a Latin word in a title is read as
+pinyin, does not matter on a page. espeak-ng issues #1236 and #1370; tests/test_speech.py
+checks every spoken template with it."""
 WORDS_PER_MINUTE = 135
 """espeak-ng's default is 175 (about 3.4 syllables a second in Mandarin); 135 gives about
 2.5, slow enough for a narrow, noisy line and a listener who was asleep a minute ago."""
@@ -46,9 +48,9 @@ BAND_HZ = (300, 3400)
 """The telephone band (G.712): what is outside it is cut on the line anyway, and energy
 there only aliases or distorts in the 8 kHz codecs."""
 PEAK_DB = -3
-RENDERING = f"{WORDS_PER_MINUTE}/{BAND_HZ[0]}-{BAND_HZ[1]}/{SAMPLE_RATE}/{PEAK_DB}"
-"""Part of every cached file's name (with the voice and the text as said): a page that
-would sound different is rendered anew, never taken from the cache."""
+RENDERING = f"{BAND_HZ[0]}-{BAND_HZ[1]}/{SAMPLE_RATE}/{PEAK_DB}"
+"""Part of every cached file's name (with the voice, the pace and the text as said): a page
+that would sound different is rendered anew, never taken from the cache."""
 FALLBACK_PAGE = "dutygw/page-fallback"
 """The committed prompts (``dialplan/sounds/``), installed in Asterisk's sounds folder."""
 FALLBACK_THANKS = "dutygw/page-thanks"
@@ -78,7 +80,7 @@ class Speech:
 
     def render(self, text: str) -> Path:
         """The WAV for ``text``, rendered once and reused; raises ``SpeechError``."""
-        target = self.sounds_dir / f"page-{text_key(text, self.voice)}.wav"
+        target = self.sounds_dir / f"page-{text_key(text, self.voice, self.words_per_minute)}.wav"
         if target.exists() and target.stat().st_size > 44:
             return target
         self.sounds_dir.mkdir(parents=True, exist_ok=True)
@@ -100,8 +102,9 @@ class Speech:
             return fallback
 
 
-def text_key(text: str, voice: str = VOICE) -> str:
-    return hashlib.sha256(f"{voice}\n{RENDERING}\n{speakable(text)}".encode()).hexdigest()[:20]
+def text_key(text: str, voice: str = VOICE, words_per_minute: int = WORDS_PER_MINUTE) -> str:
+    said = f"{voice}\n{words_per_minute}\n{RENDERING}\n{speakable(text)}"
+    return hashlib.sha256(said.encode()).hexdigest()[:20]
 
 
 def render_wav(text: str, target: Path, *, voice: str = VOICE, words_per_minute: int = WORDS_PER_MINUTE,
