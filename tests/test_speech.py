@@ -205,3 +205,12 @@ def test_committed_fallback_prompts_are_the_mandarin_texts_as_asterisk_plays_the
     assert abs(len(samples) - len(fresh)) <= 0.02 * len(fresh), "made from this text with this voice and pace"
     n = min(len(samples), len(fresh))
     assert np.corrcoef(_envelope(samples[:n], rate), _envelope(fresh[:n], rate))[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "dialplan" / "sounds").glob("*.wav")), ids=lambda p: p.name)
+def test_every_committed_prompt_is_what_asterisk_plays_on_a_phone_line(path: Path) -> None:
+    """Any recorded prompt, not only the page's: 8 kHz 16-bit mono in the telephone band."""
+    rate, channels, width, samples = _audio(path)
+    assert (rate, channels, width) == (8000, 1, 2)
+    low, high = _band_shares(samples, rate)
+    assert high < 0.005 and low < 0.05, f"rendered before the band-pass: {low:.2%} low, {high:.2%} high"
