@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gateway.paging.agi import GOODBYE_TEXT, PROMPT_SUFFIX, THANKS_TEXT
-from gateway.paging.notices import SAY_AGAIN, spoken_page_text
+from gateway.paging.notices import spoken_page_text
 from gateway.paging.speech import (
     BAND_HZ,
     FALLBACK_PAGE,
@@ -24,7 +24,7 @@ from gateway.paging.speech import (
     phonemes,
     render_wav,
 )
-from gateway.paging.spoken import speakable
+from gateway.paging.spoken import SAY_AGAIN, speakable
 from tests.conftest import FAX_FIXTURES
 from tests.test_notices import ROOM, receipt_from_fixture
 
@@ -147,13 +147,10 @@ def test_page_is_slow_enough_for_a_phone_line(tmp_path: Path) -> None:
     assert 2.0 < per_second < 3.0, per_second  # espeak-ng's default pace is about 3.4
 
 
-def test_page_says_the_message_twice_before_the_keys(tmp_path: Path) -> None:
-    text = spoken_page_text([receipt_from_fixture("fax_008", 137)], **ROOM)
-    message, again = text.split(SAY_AGAIN)
-    assert again == message + PROMPT_SUFFIX
-    rate, _, _, page = _audio(Speech(tmp_path).render(text))
-    _, _, _, alone = _audio(Speech(tmp_path).render(message))
-    heard, wanted = _envelope(page, rate), _envelope(alone, rate)
+def assert_heard_twice(page: Path, message: Path) -> None:
+    """``message``'s loudness contour is found twice in ``page``, one after the other, then more."""
+    rate, _, _, samples = _audio(page)
+    heard, wanted = _envelope(samples, rate), _envelope(_audio(message)[3], rate)
     n = len(wanted)
     assert len(heard) >= 2 * n, "long enough for the message twice"
     scores = np.array([np.corrcoef(heard[i:i + n], wanted)[0, 1] for i in range(len(heard) - n + 1)])
@@ -162,6 +159,18 @@ def test_page_says_the_message_twice_before_the_keys(tmp_path: Path) -> None:
     assert scores[first] > 0.9 and scores[second] > 0.9, (scores[first], scores[second])
     assert second - first >= n, "two whole messages, one after the other"
     assert len(heard) > second + n + 1.0 / 0.02, "the keys are said after the second message"
+
+
+def test_page_says_the_message_twice_before_the_keys(tmp_path: Path) -> None:
+    text = spoken_page_text([receipt_from_fixture("fax_008", 137)], **ROOM)
+    message, again = text.split(SAY_AGAIN)
+    assert again == message + PROMPT_SUFFIX
+    assert_heard_twice(Speech(tmp_path).render(text), Speech(tmp_path).render(message))
+
+
+def test_recorded_fallback_says_its_message_twice_too(tmp_path: Path) -> None:
+    message = FALLBACK_TEXTS["page-fallback"].split(SAY_AGAIN)[0]
+    assert_heard_twice(ROOT / "dialplan" / "sounds" / "page-fallback.wav", Speech(tmp_path).render(message))
 
 
 def test_same_text_is_rendered_once_and_named_for_the_pbx(tmp_path: Path) -> None:

@@ -22,8 +22,6 @@ from gateway.paging.calendar import Shift
 from gateway.paging.policy import is_classified
 from storage.faxes import Receipt
 
-SAY_AGAIN = "重复一遍。"
-"""The message is said twice before the keys: the first time often meets a listener still waking."""
 URGENT_NOTICE = "urgent_notice"
 NIGHT_DIGEST = "night_digest"
 
@@ -87,8 +85,7 @@ def spoken_page_text(receipts: Sequence[Receipt], *, room_name: str, room_phone:
     for number, item in enumerate(items, start=1):
         lead = f"第{spoken_number(number)}份，" if len(items) > 1 else ""
         parts.append(lead + _spoken_item(item, room_phone))
-    message = "".join(parts)
-    return f"{message}{SAY_AGAIN}{message}按1确认收到，按2重听。"
+    return spoken.twice("".join(parts)) + "按1确认收到，按2重听。"
 
 
 def urgent_notice_mail(receipts: Sequence[Receipt], *, room_name: str, room_phone: str,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
-from gateway.paging.spoken import as_pinyin, speakable
+from gateway.paging.spoken import as_pinyin, speakable, twice
 
 log = logging.getLogger("dutygw.paging.speech")
 
@@ -56,7 +56,7 @@ FALLBACK_PAGE = "dutygw/page-fallback"
 FALLBACK_THANKS = "dutygw/page-thanks"
 FALLBACK_GOODBYE = "dutygw/page-goodbye"
 FALLBACK_TEXTS = {
-    "page-fallback": "这里是政务值班室，有紧急来文，请尽快处理。按1确认收到，按2重听。",
+    "page-fallback": twice("这里是政务值班室，有紧急来文，请尽快处理。") + "按1确认收到，按2重听。",
     "page-thanks": "已确认收到，谢谢。",
     "page-goodbye": "未收到确认，稍后将再次呼叫，再见。",
 }

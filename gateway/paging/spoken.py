@@ -28,6 +28,8 @@ from typing import Any
 
 from cn2an import an2cn
 
+SAY_AGAIN = "重复一遍。"
+"""Between the two tellings of a page: the first often meets a listener still waking."""
 DIGITS = "〇一二三四五六七八九"
 PHONE_DIGITS = "〇幺二三四五六七八九"
 """On the phone 1 is said 幺, as operators do, so it is not misheard as 7."""
@@ -117,6 +119,11 @@ def time_of_day(hours: int, minutes: int) -> str:
     if minutes == 0:
         return f"{number(hours)}时整"
     return f"{number(hours)}时{'零' if minutes < 10 else ''}{number(minutes)}分"
+
+
+def twice(message: str) -> str:
+    """A page's message as the phone says it: twice, before the keys are asked for."""
+    return f"{message}{SAY_AGAIN}{message}"
 
 
 def doc_number(text: str) -> str:
