@@ -37,14 +37,21 @@ MEASURE_WORDS = "份个人名天次辆条件处家所起座位只架艘户间栋
 """Before these 2 is said 两 (两份, 两人), as a count is."""
 UNITS = "余多万亿元人名户吨亩米里克升度倍秒分时级个份次辆条件处家所起座位只架艘间栋层批项种"
 """A long digit run followed by one of these is a quantity, not a code to spell out."""
+SYMBOLS = {"℃": "摄氏度", "㎜": "毫米", "＃": "号", "#": "号"}
 BRACKETS = "〔［\\[【（(﹝"
 CLOSERS = "〕］\\]】）)﹞"
 
 _DOC_NUMBER = re.compile(rf"[{BRACKETS}]\s*((?:19|20)\d\d)\s*[{CLOSERS}]\s*(第?)\s*0*(\d+)\s*号")
-_DATE_TIME = re.compile(r"(?<!\d)((?:19|20)\d\d)[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2})[:：](\d\d))?(?![\d.])")
+_DATE_TIME = re.compile(
+    r"(?<!\d)((?:19|20)\d\d)[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2})[:：](\d\d))?(?![\d.])")
 _TIME = re.compile(r"(?<![\d.])([01]?\d|2[0-3])[:：]([0-5]\d)(?:[:：][0-5]\d)?(?![\d.])")
 _INCIDENT = re.compile(r"(?<!\d)(1[0-2]|0?[1-9])\s*[·・•]\s*(3[01]|[12]\d|0?[1-9])(?!\d)")
-_PHONE = re.compile(r"(?:\+|(?<!\d)00)86[-\s]*\d[\d\s-]{6,}\d|[（(]0\d{2,3}[)）]\s*\d{7,8}(?![\d.])|(?<![\d.])(?:0\d{2,3}[-－—\s]?)?\d{7,8}(?![\d.])|(?<![\d.])1[3-9]\d{9}(?![\d.])")
+_PHONE = re.compile(r"""
+    (?:\+|(?<!\d)00)86[-\s]*\d[\d\s-]{6,}\d              # +86 27 8765 4321, 0086-27-…
+  | [（(]0\d{2,3}[)）]\s*\d{7,8}(?![\d.])                # (027)87654321
+  | (?<![\d.])(?:0\d{2,3}[-－—\s]?)?\d{7,8}(?![\d.])     # 027-87654321, 87654321
+  | (?<![\d.])1[3-9]\d{9}(?![\d.])                      # a mobile
+""", re.VERBOSE)
 _DIALLED = re.compile(r"(拨打|电话|热线|手机|号码|传真号|分机)([:：]?\s*)(\d{3,6})(?![\d.])")
 _CODE = re.compile(rf"(?<![\d.])\d{{5,}}(?![\d.])(?![{UNITS}年])")
 _YEAR = re.compile(r"(?<![\d.])((?:19|20)\d\d)\s*(?=年)")
@@ -124,11 +131,6 @@ def time_of_day(hours: int, minutes: int) -> str:
 def twice(message: str) -> str:
     """A page's message as the phone says it: twice, before the keys are asked for."""
     return f"{message}{SAY_AGAIN}{message}"
-
-
-def doc_number(text: str) -> str:
-    """鄂政发〔2026〕12号 → 鄂政发二〇二六年十二号 (the whole text passes through ``speakable``)."""
-    return speakable(text)
 
 
 SINGLE_READINGS = {"长": "cháng"}
@@ -218,7 +220,10 @@ def _quantities(text: str) -> str:
 
 
 def _symbols(text: str) -> str:
-    return _BELOW_ZERO.sub("零下", text).replace("℃", "摄氏度").replace("㎜", "毫米").replace("＃", "号").replace("#", "号")
+    text = _BELOW_ZERO.sub("零下", text)
+    for sign, said in SYMBOLS.items():
+        text = text.replace(sign, said)
+    return text
 
 
 _RULES: tuple[Callable[[str], str], ...] = (
