@@ -41,7 +41,8 @@ SYMBOLS = {"℃": "摄氏度", "㎜": "毫米", "＃": "号", "#": "号"}
 BRACKETS = "〔［\\[【（(﹝"
 CLOSERS = "〕］\\]】）)﹞"
 
-_DOC_NUMBER = re.compile(rf"[{BRACKETS}]\s*((?:19|20)\d\d)\s*[{CLOSERS}]\s*(第?)\s*0*(\d+)\s*号")
+_DOC_NUMBER = re.compile(rf"[{BRACKETS}]\s*(\d{{4}})\s*[{CLOSERS}]\s*(第?)\s*0*(\d+)\s*号")
+_BRACKET_YEAR = re.compile(rf"[{BRACKETS}]\s*(\d{{4}})\s*[{CLOSERS}]")
 _DATE_TIME = re.compile(
     r"(?<!\d)((?:19|20)\d\d)[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2})[:：](\d\d))?(?![\d.])")
 _TIME = re.compile(r"(?<![\d.])([01]?\d|2[0-3])[:：]([0-5]\d)(?:[:：][0-5]\d)?(?![\d.])")
@@ -178,7 +179,8 @@ def _fullwidth(text: str) -> str:
 
 
 def _doc_numbers(text: str) -> str:
-    return _DOC_NUMBER.sub(lambda m: f"{year(m[1])}年{m[2]}{number(int(m[3]))}号", text)
+    text = _DOC_NUMBER.sub(lambda m: f"{year(m[1])}年{m[2]}{number(int(m[3]))}号", text)
+    return _BRACKET_YEAR.sub(lambda m: f"{year(m[1])}年", text)  # a 文号 whose 号 OCR lost
 
 
 def _dates(text: str) -> str:
