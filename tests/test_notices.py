@@ -53,11 +53,12 @@ def mail_text(notice: MailNotice) -> str:
 
 
 @pytest.mark.parametrize(("year", "seq", "spoken"), [
-    (2026, 137, "传真二〇二六年第一三七号"),
+    (2026, 137, "传真二〇二六年第一百三十七号"),
     (2026, 1, "传真二〇二六年第一号"),
-    (2027, 1005, "传真二〇二七年第一〇〇五号"),
+    (2026, 12, "传真二〇二六年第十二号"),
+    (2027, 1005, "传真二〇二七年第一千零五号"),
 ])
-def test_receipt_numbers_are_spoken_digit_by_digit(year: int, seq: int, spoken: str) -> None:
+def test_receipt_numbers_are_spoken_year_by_digit_number_as_said(year: int, seq: int, spoken: str) -> None:
     assert spoken_receipt_no(year, seq) == spoken
 
 
@@ -67,15 +68,15 @@ def test_counts(n: int, spoken: str) -> None:
 
 
 def test_phone_numbers_are_spoken_digit_by_digit() -> None:
-    assert spoken_phone("027-87654321") == "〇二七 八七六五四三二幺"
-    assert spoken_phone("13800138000") == "幺三八〇〇幺三八〇〇〇"
+    assert spoken_phone("027-87654321") == "〇二七，八七六五，四三二幺"
+    assert spoken_phone("13800138000") == "幺三八，〇〇幺三，八〇〇〇"
 
 
 def test_spoken_page_for_one_urgent_fax() -> None:
     telegram = receipt_from_fixture("fax_022", 137)
     text = spoken_page_text([telegram], **ROOM)
     assert text.startswith("这里是市政府值班室。现有一份紧急传真。")
-    assert "传真二〇二六年第一三七号" in text
+    assert "传真二〇二六年第一百三十七号" in text
     for told in (telegram.issuer, telegram.urgency, telegram.title):
         assert told and told in text
     assert text.endswith("按1确认收到，按2重听。")
@@ -86,7 +87,8 @@ def test_spoken_page_announces_how_many_in_order() -> None:
                 receipt_from_fixture("fax_020", 142)]
     text = spoken_page_text(receipts, **ROOM)
     assert "现有三份紧急传真" in text
-    positions = [text.index(marker) for marker in ("第一份", "第一四〇号", "第二份", "第一四一号", "第三份", "第一四二号")]
+    positions = [text.index(marker) for marker in ("第一份", "第一百四十号", "第二份", "第一百四十一号", "第三份",
+                                                   "第一百四十二号")]
     assert positions == sorted(positions)
 
 
@@ -111,10 +113,10 @@ def test_classified_faxes_leak_nothing(fixture: str, classification: str) -> Non
     for text in (spoken, mail_text(notice), mail_text(digest)):
         for secret_text in leaks(secret):
             assert secret_text not in text
-        assert "第一三八号" in text or "传真〔2026〕0138号" in text
+        assert "第一百三十八号" in text or "传真〔2026〕0138号" in text
         assert "密级传真" in text
         assert str(open_fax.title) in text  # the open fax beside it is still told in full
-    assert "请回电值班室〇二七 八七六五四三二幺" in spoken
+    assert "请回电值班室〇二七，八七六五，四三二幺" in spoken
     assert "027-87654321" in notice.body and "027-87654321" in digest.body
     assert [a.path for a in notice.attachments] == [open_fax.original_path]
 
@@ -124,9 +126,9 @@ def test_classified_alone_subject_says_only_what_arrived() -> None:
     notice = urgent_notice_mail([secret], **ROOM)
     assert notice.subject == "【紧急传真】传真〔2026〕0005号 密级传真，请与值班室联系"
     assert notice.attachments == ()
-    assert spoken_page_text([secret], **ROOM) == (
-        "这里是市政府值班室。现有一份紧急传真。传真二〇二六年第五号，收到一份密级传真，"
-        "请回电值班室〇二七 八七六五四三二幺。按1确认收到，按2重听。")
+    message = ("这里是市政府值班室。现有一份紧急传真。传真二〇二六年第五号，收到一份密级传真，"
+               "请回电值班室〇二七，八七六五，四三二幺。")
+    assert spoken_page_text([secret], **ROOM) == f"{message}重复一遍。{message}按1确认收到，按2重听。"
 
 
 def test_urgent_notice_mail_attaches_the_original() -> None:

@@ -17,13 +17,11 @@ from pathlib import PurePath
 from zoneinfo import ZoneInfo
 
 from gateway.clock import SHANGHAI
+from gateway.paging import spoken
 from gateway.paging.calendar import Shift
 from gateway.paging.policy import is_classified
 from storage.faxes import Receipt
 
-DIGITS = "〇一二三四五六七八九"
-PHONE_DIGITS = "〇幺二三四五六七八九"
-"""On the phone 1 is said 幺, as operators do, so it is not misheard as 7."""
 URGENT_NOTICE = "urgent_notice"
 NIGHT_DIGEST = "night_digest"
 
@@ -87,8 +85,7 @@ def spoken_page_text(receipts: Sequence[Receipt], *, room_name: str, room_phone:
     for number, item in enumerate(items, start=1):
         lead = f"第{spoken_number(number)}份，" if len(items) > 1 else ""
         parts.append(lead + _spoken_item(item, room_phone))
-    parts.append("按1确认收到，按2重听。")
-    return "".join(parts)
+    return spoken.twice("".join(parts)) + "按1确认收到，按2重听。"
 
 
 def urgent_notice_mail(receipts: Sequence[Receipt], *, room_name: str, room_phone: str,
@@ -122,33 +119,23 @@ def night_digest_mail(receipts: Sequence[Receipt], shift: Shift, *, room_name: s
 
 
 def spoken_receipt_no(year: int, seq: int) -> str:
-    """传真〔2026〕0137号 as said aloud: 传真二〇二六年第一三七号."""
-    return f"传真{_spell(str(year))}年第{_spell(str(seq))}号"
+    """传真〔2026〕0137号 as said aloud: 传真二〇二六年第一百三十七号."""
+    return spoken.receipt_no(year, seq)
 
 
 def spoken_phone(number: str) -> str:
-    """027-87654321 → 〇二七 八七六五四三二幺: digit by digit, groups kept apart."""
-    groups = [g for g in number.replace("—", "-").replace(" ", "-").split("-") if g]
-    return " ".join("".join(PHONE_DIGITS[int(c)] if c.isdigit() else c for c in g) for g in groups)
+    """027-87654321 → 〇二七，八七六五，四三二幺: digit by digit, 1 as 幺, in groups."""
+    return spoken.phone(number)
 
 
 def spoken_count(n: int) -> str:
-    """A count as said before a measure word: 两份, 十二份, 二十份."""
-    return "两" if n == 2 else spoken_number(n)
+    """A count as said before a measure word: 两份, 十二份."""
+    return spoken.count(n)
 
 
 def spoken_number(n: int) -> str:
-    """A number as said in an ordinal or alone: 二, 十二, 三十五 (plain digits past 99)."""
-    if n < 10:
-        return DIGITS[n]
-    tens, ones = divmod(n, 10)
-    if n < 100:
-        return ("" if tens == 1 else DIGITS[tens]) + "十" + (DIGITS[ones] if ones else "")
-    return str(n)
-
-
-def _spell(digits: str) -> str:
-    return "".join(DIGITS[int(c)] for c in digits.lstrip("0") or "0")
+    """A number as said in an ordinal or alone: 二, 十二, 一百三十五."""
+    return spoken.number(n)
 
 
 def _spoken_item(item: NoticeItem, room_phone: str) -> str:
@@ -156,8 +143,9 @@ def _spoken_item(item: NoticeItem, room_phone: str) -> str:
         return f"{item.spoken_no}，收到一份密级传真，请回电值班室{spoken_phone(room_phone)}。"
     urgency = item.urgency or ("可能为紧急件" if item.possibly_urgent else "紧急")
     issuer = f"{item.issuer}来文" if item.issuer else "来文单位未识别"
+    number = f"文号：{item.doc_number}，" if item.doc_number else ""
     title = f"标题：{item.title}" if item.title else "标题未识别"
-    return f"{item.spoken_no}，{issuer}，{urgency}，{title}。"
+    return f"{item.spoken_no}，{issuer}，{urgency}，{number}{title}。"
 
 
 def _mail_entry(number: int, item: NoticeItem, room_phone: str, tz: ZoneInfo) -> str:

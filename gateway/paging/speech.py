@@ -1,10 +1,13 @@
 """Spoken pages: Mandarin text to a WAV Asterisk can play, cached by the text's hash.
 
-espeak-ng's ``cmn`` voice speaks; sox turns its 22.05 kHz output into 8 kHz 16-bit mono
-(what a telephone channel carries, so Asterisk does not resample on every call),
-normalised to -3 dBFS so the phone line does not clip it. Files are
-written under a temporary name and renamed, so Asterisk never plays half a file. When the
-synthesiser fails the caller gets the committed fallback prompt instead of silence.
+The text is first made speakable (``spoken.speakable``: numbers, dates, times, 文号 and
+phone numbers as they are said) and turned into pinyin with each character's reading in
+context (``spoken.as_pinyin``), then espeak-ng's ``VOICE`` speaks it at a phone-line pace
+and sox band-limits it to the telephone band (300–3400 Hz), resamples it to 8 kHz 16-bit
+mono (what Asterisk's ``wav`` format is, so it does not resample on every call) and
+normalises it to -3 dBFS so the line does not clip. Files are written under a temporary
+name and renamed, so Asterisk never plays half a file. When the synthesiser fails the
+caller gets the committed fallback prompt instead of silence.
 
 Asterisk plays a file by name without its extension (``Playback`` / ``STREAM FILE``); an
 absolute path works, so the name handed out is the file's path as the PBX sees it.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -22,25 +26,46 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
+from gateway.paging.spoken import as_pinyin, speakable, twice
 
 log = logging.getLogger("dutygw.paging.speech")
 
-VOICE = "cmn"
+VOICE = "cmn-latn-pinyin"
+"""The espeak-ng voice that really speaks Mandarin. espeak-ng reads a Chinese character by
+turning it into pinyin and reading that pinyin with the voice's rules for Latin letters.
+The plain Mandarin voice (cmn) reads Latin as English (``dictrules 1``), and in espeak-ng
+1.51 (Debian 12) its own pinyin too: 紧急 comes out ``(en)dZI55n…``, English letters.
+``cmn-latn-pinyin`` reads Latin as pinyin: Mandarin syllables with tones (``tS;'i21n``).
+It is also what lets us hand it pinyin read in context (``spoken.as_pinyin``), which the
+plain voice would read as English words. The cost, that a Latin word in a title is read as
+pinyin, does not matter on a page. espeak-ng issues #1236 and #1370; tests/test_speech.py
+checks every spoken template with it."""
+WORDS_PER_MINUTE = 135
+"""espeak-ng's default is 175 (about 3.4 syllables a second in Mandarin); 135 gives about
+2.5, slow enough for a narrow, noisy line and a listener who was asleep a minute ago."""
 SAMPLE_RATE = 8000
+BAND_HZ = (300, 3400)
+"""The telephone band (G.712): what is outside it is cut on the line anyway, and energy
+there only aliases or distorts in the 8 kHz codecs."""
+PEAK_DB = -3
+RENDERING = f"{BAND_HZ[0]}-{BAND_HZ[1]}/{SAMPLE_RATE}/{PEAK_DB}"
+"""Part of every cached file's name (with the voice, the pace and the text as said): a page
+that would sound different is rendered anew, never taken from the cache."""
 FALLBACK_PAGE = "dutygw/page-fallback"
 """The committed prompts (``dialplan/sounds/``), installed in Asterisk's sounds folder."""
 FALLBACK_THANKS = "dutygw/page-thanks"
 FALLBACK_GOODBYE = "dutygw/page-goodbye"
 FALLBACK_TEXTS = {
-    "page-fallback": "这里是政务值班室，有紧急来文，请尽快处理。按1确认收到，按2重听。",
+    "page-fallback": twice("这里是政务值班室，有紧急来文，请尽快处理。") + "按1确认收到，按2重听。",
     "page-thanks": "已确认收到，谢谢。",
     "page-goodbye": "未收到确认，稍后将再次呼叫，再见。",
 }
 """What the committed prompts say (``render_fallbacks`` made them)."""
+_LANGUAGE_SWITCH = re.compile(r"\((?!cmn\))[a-z-]+\)")
 
 
 class SpeechError(GatewayError):
-    remedy = "install espeak-ng (with its cmn voice) and sox; the fallback prompt is played meanwhile"
+    remedy = "install espeak-ng and sox (scripts/setup.sh); the fallback prompt is played meanwhile"
 
 
 @dataclass(frozen=True)
@@ -50,12 +75,12 @@ class Speech:
     sounds_dir: Path
     pbx_dir: str = ""
     voice: str = VOICE
-    words_per_minute: int = 150
+    words_per_minute: int = WORDS_PER_MINUTE
     timeout_seconds: float = 30.0
 
     def render(self, text: str) -> Path:
         """The WAV for ``text``, rendered once and reused; raises ``SpeechError``."""
-        target = self.sounds_dir / f"page-{text_key(text, self.voice)}.wav"
+        target = self.sounds_dir / f"page-{text_key(text, self.voice, self.words_per_minute)}.wav"
         if target.exists() and target.stat().st_size > 44:
             return target
         self.sounds_dir.mkdir(parents=True, exist_ok=True)
@@ -77,27 +102,51 @@ class Speech:
             return fallback
 
 
-def text_key(text: str, voice: str = VOICE) -> str:
-    return hashlib.sha256(f"{voice}\n{text}".encode()).hexdigest()[:20]
+def text_key(text: str, voice: str = VOICE, words_per_minute: int = WORDS_PER_MINUTE) -> str:
+    said = f"{voice}\n{words_per_minute}\n{RENDERING}\n{speakable(text)}"
+    return hashlib.sha256(said.encode()).hexdigest()[:20]
 
 
-def render_wav(text: str, target: Path, *, voice: str = VOICE, words_per_minute: int = 150,
+def render_wav(text: str, target: Path, *, voice: str = VOICE, words_per_minute: int = WORDS_PER_MINUTE,
                timeout: float = 30.0) -> None:
-    """espeak-ng → sox → ``target`` (8 kHz, 16-bit, mono), atomically."""
-    if not text.strip():
+    """espeak-ng → sox (telephone band, 8 kHz, 16-bit, mono) → ``target``, atomically."""
+    said = speakable(text).strip()
+    if not said:
         raise SpeechError("nothing to say: the page text is empty")
     with tempfile.TemporaryDirectory(prefix="dutygw-tts-") as work:
         raw = Path(work) / "espeak.wav"
         _run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw), "--stdin"],
-             text.encode("utf-8"), timeout)
+             as_pinyin(said).encode("utf-8"), timeout)
         # unique per render: two threads may render the same text at once (same pid)
         partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        _run(["sox", str(raw), "-t", "wav", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer",
-              str(partial), "gain", "-n", "-3"], b"", timeout)
+        _run(sox_command(raw, partial), b"", timeout)
         os.replace(partial, target)
 
 
-def _run(command: list[str], stdin: bytes, timeout: float) -> None:
+def sox_command(source: Path, target: Path) -> list[str]:
+    """Band-pass to the telephone band, then 8 kHz; ``-D`` (no dither) keeps renders identical."""
+    low, high = BAND_HZ
+    return ["sox", "-D", str(source), "-t", "wav", "-c", "1", "-b", "16", "-e", "signed-integer", str(target),
+            "sinc", f"{low}-{high}", "rate", "-v", str(SAMPLE_RATE), "gain", "-n", str(PEAK_DB)]
+
+
+def phonemes(text: str, voice: str = VOICE, timeout: float = 30.0) -> str:
+    """espeak-ng's phoneme transcript (``-x``) of what would be said for ``text``."""
+    said = as_pinyin(speakable(text))
+    done = _run(["espeak-ng", "-v", voice, "-q", "-x", "--stdin"], said.encode("utf-8"), timeout)
+    return done.decode("utf-8", "replace")
+
+
+def check_mandarin(text: str, voice: str = VOICE) -> str:
+    """The transcript of ``text``; raises ``SpeechError`` if espeak-ng would not say it in Mandarin."""
+    transcript = phonemes(text, voice)
+    switched = _LANGUAGE_SWITCH.findall(transcript)
+    if switched:
+        raise SpeechError(f"voice {voice} switches language ({', '.join(sorted(set(switched)))}) for {text!r}")
+    return transcript
+
+
+def _run(command: list[str], stdin: bytes, timeout: float) -> bytes:
     try:
         done = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -105,13 +154,15 @@ def _run(command: list[str], stdin: bytes, timeout: float) -> None:
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip()[:300]
         raise SpeechError(f"{command[0]} exited {done.returncode}: {message}")
+    return done.stdout
 
 
 def render_fallbacks(folder: Path) -> list[Path]:
-    """(Re)make the committed fallback prompts; run by hand when their texts change."""
+    """(Re)make the committed fallback prompts; run by hand when their texts or the rendering change."""
     folder.mkdir(parents=True, exist_ok=True)
     made = []
     for name, text in FALLBACK_TEXTS.items():
+        check_mandarin(text)
         render_wav(text, folder / f"{name}.wav")
         made.append(folder / f"{name}.wav")
     return made
