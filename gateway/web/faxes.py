@@ -55,10 +55,10 @@ def routes(console: Console) -> list[Route]:
     async def image(request: Request, account: Account) -> Response:
         receipt_id, page_no = int(request.path_params["receipt_id"]), int(request.path_params["page_no"])
         receipt = await console.work(lambda s: s.get(Receipt, receipt_id))
+        if receipt is not None and receipt.is_classified and not console.may_see_classified(account):
+            return Response("无权查看密件", status_code=403, media_type="text/plain; charset=utf-8")
         if receipt is None or not receipt.original_path:
             return Response("没有这一页", status_code=404, media_type="text/plain; charset=utf-8")
-        if receipt.is_classified and not console.may_see_classified(account):
-            return Response("无权查看密件", status_code=403, media_type="text/plain; charset=utf-8")
         png = await asyncio.to_thread(render_page, Path(receipt.original_path), receipt.content_type, page_no)
         if png is None:
             return Response("没有这一页", status_code=404, media_type="text/plain; charset=utf-8")
