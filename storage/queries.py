@@ -49,7 +49,9 @@ def _filtered(query: Select[Any], where: CallFilter) -> Select[Any]:
     if where.end is not None:
         query = query.where(Call.arrived_at < where.end)
     if where.missed:
-        query = query.where(Call.direction == "in", Call.outcome.in_(MISSED))
+        # coalesce() keeps SQLite on the arrived_at index (newest first, stop at LIMIT) rather
+        # than collecting a year of missed calls through the outcome index and sorting them
+        query = query.where(Call.direction == "in", func.coalesce(Call.outcome, "").in_(MISSED))
     if where.late:
         query = query.where(Call.outcome == "answered", Call.rule_met.is_(False))
     if where.unknown:

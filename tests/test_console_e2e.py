@@ -110,7 +110,9 @@ def test_a_replayed_call_rings_then_is_answered_live_within_a_second(room: DutyR
         new MutationObserver(note).observe(document.body, {subtree: true, childList: true, characterData: true});
     }""")
     started = time.time()
-    replay = room.replay("answered_r2.ami", speed=1.0)
+    # the PBX's clock is the gateway's (NTP), as in the duty room: the recording is moved to now
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    replay = room.replay("answered_r2.ami", speed=1.0, start_at=now)
     page.wait_for_function("window.__seen.ringing", timeout=30_000)
     browser.shot(page, "board-ringing")
     page.wait_for_function("window.__seen.answered", timeout=30_000)
@@ -121,7 +123,7 @@ def test_a_replayed_call_rings_then_is_answered_live_within_a_second(room: DutyR
     assert rang is not None and answered is not None
     assert 0 <= seen["ringing"] / 1000 - rang < 1.0, (seen, rang)
     assert 0 <= seen["answered"] / 1000 - answered < 1.0, (seen, answered)
-    assert seen["maxRing"] >= 2  # the count climbed while it rang (answered on ring 2)
+    assert 2 <= seen["maxRing"] <= 3  # the count climbed while it rang (answered on ring 2)
     row = wait_for(lambda: _call(db, "13800001111", "answered"), what="the call in the database")
     assert row.rings == 2
     browser.shot(page, "board-answered")
