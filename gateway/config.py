@@ -207,6 +207,30 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The duty officers' console (值班台): address, who may reach it, callbacks."""
+
+    enabled: bool = True
+    """Serve the console from ``dutygw run``; ``dutygw web`` serves it on its own either way."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    allowed_networks: list[str] = field(default_factory=list)
+    """CIDRs whose browsers may reach the console; empty allows any."""
+    session_hours: float = 12.0
+    secure_cookies: bool = False
+    """Mark cookies Secure (set it when a TLS proxy sits in front)."""
+    classified_roles: list[str] = field(default_factory=lambda: ["leader", "secretariat"])
+    """Roles that may see a classified receipt's title, text and images."""
+    callback_channel: str = "PJSIP/{extension}"
+    """The officer's phone, rung first by a callback; ``{extension}`` is the user's extension."""
+    callback_context: str = "from-internal"
+    """Where the answered officer's leg then dials the caller: the phones' own outbound context."""
+    poll_seconds: float = 0.25
+    """How often the console looks for new events in the database (live updates)."""
+    sound_alert: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     duty: DutyConfig
     ami: AmiConfig = field(default_factory=AmiConfig)
@@ -219,6 +243,7 @@ class Config:
     paging: PagingConfig = field(default_factory=PagingConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     source: Path | None = None
 
     @property
@@ -378,6 +403,8 @@ def _check(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: key ami.port must be a TCP port, got {config.ami.port}")
     if not 0 <= config.smtp.port < 65536:
         raise ConfigError(f"{where}: key smtp.port must be a TCP port, got {config.smtp.port}")
+    if not 0 <= config.web.port < 65536:
+        raise ConfigError(f"{where}: key web.port must be a TCP port, got {config.web.port}")
     for engine_key, engine in (("ocr.engine", config.ocr.engine),):
         if engine not in ("rapidocr", "tesseract"):
             raise ConfigError(f"{where}: key {engine_key}: expected rapidocr or tesseract, got {engine!r}")

@@ -112,7 +112,16 @@ class Daemon:
         fax = FaxService(self.config, self.db, self.clock, on_urgency=pager.on_urgent_receipt)
         mail = MailService(self.config, self.db, self.clock)
         reports = ReportScheduler(self.config, self.db, self.clock)
-        return [mail, pager, fax, reports]
+        return [mail, pager, fax, reports, *self._build_console(ami)]
+
+    def _build_console(self, ami: AmiClient) -> list[Service]:
+        """The console (值班台) on ``[web]`` host and port, sharing this loop and database."""
+        if not self.config.web.enabled:
+            return []
+        from gateway.web.server import WebService
+
+        assert self.db is not None
+        return [WebService(self.config, self.db, self.clock, ami)]
 
     def _import_phonebook(self) -> None:
         path = self.config.paths.phonebook

@@ -2,6 +2,9 @@
 
 from storage.base import Base
 from storage.calls import Call, ListenerGap, PhonebookEntry
+from storage.console import (
+    AuditEntry, CallbackRequest, CallNote, HandoverSheet, ReceiptCorrection, ReceiptDelivery, User, WebSession,
+)
 from storage.faxes import InboundMail, Receipt, ReceiptPage
 from storage.paging import Escalation, OutboundMail, PageAttempt
 from storage.reports import ReportRun
@@ -10,4 +13,6 @@ from storage.roster import RosterEntry
 __all__ = [
     "Base", "Call", "Escalation", "InboundMail", "ListenerGap", "OutboundMail", "PageAttempt",
     "PhonebookEntry", "Receipt", "ReceiptPage", "ReportRun", "RosterEntry",
+    "AuditEntry", "CallbackRequest", "CallNote", "HandoverSheet", "ReceiptCorrection", "ReceiptDelivery",
+    "User", "WebSession",
 ]

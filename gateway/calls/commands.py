@@ -16,10 +16,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 
 from gateway.calls.phonebook import import_phonebook
-from gateway.calls.tracker import MISSED_OUTCOMES, PBX
+from gateway.calls.tracker import PBX
 from gateway.cli import config_from_args
 from gateway.clock import SystemClock, as_utc, local_iso
 from gateway.errors import InputError
@@ -103,13 +102,11 @@ def parse_since(text: str, now: datetime, zone: Any) -> datetime:
 
 
 def recent_calls(db: Database, *, since: datetime | None, missed: bool, limit: int) -> list[Call]:
-    query = select(Call).order_by(Call.arrived_at.desc(), Call.id.desc()).limit(limit)
-    if since is not None:
-        query = query.where(Call.arrived_at >= since)
-    if missed:
-        query = query.where(Call.direction == "in", Call.outcome.in_(MISSED_OUTCOMES))
+    """The same query as the console's call log (``storage.queries``)."""
+    from storage import queries
+
     with db.session() as session:
-        return list(session.scalars(query))
+        return queries.recent_calls(session, since=since, missed=missed, limit=limit)
 
 
 def call_json(row: Call, zone: Any) -> dict[str, Any]:

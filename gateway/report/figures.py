@@ -65,6 +65,10 @@ class CallRow:
     later answered call) began; None while it is open."""
     linkedid: str | None = None
     note: str | None = None
+    matter: str | None = None
+    """事由, as the officer entered it in the console."""
+    handling: str | None = None
+    instruction: str | None = None
 
     @property
     def is_voice_in(self) -> bool:
@@ -164,6 +168,17 @@ class UnsentReport:
 
 
 @dataclass(frozen=True)
+class HandoverRow:
+    outgoing_by: str | None
+    outgoing_at: datetime | None
+    incoming_by: str | None
+    incoming_at: datetime | None
+    notes: str
+    log_entries: str
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ShiftFigures:
     shift: ShiftInfo
     as_of: datetime
@@ -185,6 +200,8 @@ class ShiftFigures:
     unsent_reports: tuple[UnsentReport, ...] = ()
     calls: tuple[CallRow, ...] = field(default=(), repr=False)
     """Every call of the shift, in order: the spreadsheet's rows."""
+    handover: HandoverRow | None = None
+    """The shift's 交接班 sheet as signed in the console, if it was."""
 
     @property
     def rule_met_percent(self) -> float | None:

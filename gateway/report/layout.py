@@ -130,7 +130,7 @@ def _late_section(figures: ShiftFigures, style: Style) -> Section:
 
 
 def _missed_section(figures: ShiftFigures, style: Style) -> Section:
-    headings = ("来电时间", "号码", "姓名", "单位", "次数", "振铃（声）", "类型", "处理情况", "回拨时间", "回拨人")
+    headings = ("来电时间", "号码", "姓名", "单位", "次数", "振铃（声）", "类型", "事由", "处理情况", "回拨时间", "回拨人")
     rows = tuple(_missed_row(group, figures.as_of, style) for group in figures.missed)
     lines = ("同一号码多次未接合并为一行。",) if any(len(g.calls) > 1 for g in figures.missed) else ()
     return Section("四、未接来电", lines, tables=(Table(headings, rows),))
@@ -147,7 +147,8 @@ def _missed_row(group: MissedGroup, as_of: datetime, style: Style) -> tuple[str,
         str(len(group.calls)),
         "、".join(_int(c.rings) for c in group.calls),
         "、".join(dict.fromkeys(MISSED_KINDS[c.outcome] for c in group.calls)),
-        _handling(group, callback, as_of),
+        "；".join(dict.fromkeys(c.matter for c in group.calls if c.matter)),
+        "；".join(p for p in (_handling(group, callback, as_of), *dict.fromkeys(c.handling for c in group.calls if c.handling)) if p),
         when(callback.called_back_at, style, with_date=True) if callback else "",
         (callback.called_back_by or "") if callback else "",
     )
@@ -267,11 +268,25 @@ def _handover_section(figures: ShiftFigures, style: Style) -> Section:
         f"报告 {u.shift_key}（{when(u.made_at, style, with_date=True)} 生成）尚未发出：{u.last_error or u.state}"
         for u in figures.unsent_reports
     )
+    lines = lines + _signed_sheet(figures, style)
     return Section("九、交接班事项", lines, tables=(
         Table(("来电时间", "号码", "姓名", "类型", "情况"), missed, "未处理的未接来电"),
         Table(("登记号", "收文时间", "紧急程度", "状态"), faxes, "未签收的来文"),
         Table(("通知时间", "来文", "状态"), pages, "未确认的电话通知"),
     ))
+
+
+def _signed_sheet(figures: ShiftFigures, style: Style) -> tuple[str, ...]:
+    sheet = figures.handover
+    if sheet is None:
+        return ("交接班单：交班人尚未签字。",)
+    incoming = (f"接班人 {sheet.incoming_by}（{when(sheet.incoming_at, style, with_date=True)}）"
+                if sheet.incoming_by else "接班人尚未签字")
+    lines = [f"交接班单：交班人 {sheet.outgoing_by}（{when(sheet.outgoing_at, style, with_date=True)}），{incoming}。"]
+    lines += [f"交班说明：{sheet.notes}"] if sheet.notes else []
+    lines += [f"值班日志：{entry}" for entry in sheet.log_entries.splitlines() if entry.strip()]
+    lines += [f"移交事项：{item}" for item in sheet.items]
+    return tuple(lines)
 
 
 def _int(value: int | None) -> str:

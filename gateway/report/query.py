@@ -20,6 +20,7 @@ from gateway.report.figures import (
     AttemptRow,
     CallRow,
     GapRow,
+    HandoverRow,
     PageRow,
     ReceiptRow,
     ShiftFigures,
@@ -28,6 +29,7 @@ from gateway.report.figures import (
     compute,
 )
 from storage.calls import Call, ListenerGap, PhonebookEntry
+from storage.console import CallNote
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation, OutboundMail
@@ -39,7 +41,7 @@ def shift_figures(db: Database, config: Config, shift_key: str, as_of: datetime 
     """The figures of the shift named ``shift_key`` (e.g. ``2026-11-21/night``)."""
     shift = shift_by_key(shift_key, config.calendar, config.zone)
     with db.session() as session:
-        return compute(
+        figures = compute(
             shift_info(session, shift),
             calls(session, shift.start, shift.end),
             receipts(session, shift.start, shift.end),
@@ -49,6 +51,18 @@ def shift_figures(db: Database, config: Config, shift_key: str, as_of: datetime 
             as_of=as_of,
             unsent_reports=unsent_reports(session, shift.key, shift.end),
         )
+        return replace(figures, handover=handover_row(session, shift.key))
+
+
+def handover_row(session: Session, shift_key: str) -> HandoverRow | None:
+    """The console's signed 交接班 sheet of the shift (None if the outgoing officer has not signed)."""
+    from storage.handover import sheet
+
+    row = sheet(session, shift_key)
+    if row is None or row.outgoing_by is None:
+        return None
+    return HandoverRow(row.outgoing_by, row.outgoing_at, row.incoming_by, row.incoming_at, row.notes,
+                       row.log_entries, tuple(str(i.get("text", "")) for i in row.items))
 
 
 def shift_info(session: Session, shift: Shift) -> ShiftInfo:
@@ -68,16 +82,24 @@ def calls(session: Session, start: datetime, end: datetime) -> list[CallRow]:
     """
     closer = aliased(Call)
     query = (
-        select(Call, closer.arrived_at, PhonebookEntry.name, PhonebookEntry.unit)
+        select(Call, closer.arrived_at, PhonebookEntry.name, PhonebookEntry.unit, CallNote)
         .outerjoin(closer, Call.closed_by_call_id == closer.id)
+        .outerjoin(CallNote, CallNote.call_id == Call.id)
         .outerjoin(PhonebookEntry, (PhonebookEntry.number == Call.caller) & Call.caller_withheld.is_(False))
         .where(Call.arrived_at >= start, Call.arrived_at < end)
         .order_by(Call.arrived_at)
     )
-    return [
-        replace(_call_row(call, closed_at), caller_name=name, caller_unit=unit) if name else _call_row(call, closed_at)
-        for call, closed_at, name, unit in session.execute(query)
-    ]
+    return [_noted(_call_row(call, closed_at), name, unit, note) for call, closed_at, name, unit, note in session.execute(query)]
+
+
+def _noted(row: CallRow, name: str | None, unit: str | None, note: CallNote | None) -> CallRow:
+    """The phonebook names the caller; what the officer typed in the console wins over both."""
+    if name:
+        row = replace(row, caller_name=name, caller_unit=unit)
+    if note is None:
+        return row
+    return replace(row, caller_name=note.caller_name or row.caller_name, caller_unit=note.caller_unit or row.caller_unit,
+                   matter=note.matter or None, handling=note.handling or None, instruction=note.instruction or None)
 
 
 def gaps(session: Session, start: datetime, end: datetime) -> list[GapRow]:

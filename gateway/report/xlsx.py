@@ -14,7 +14,7 @@ from gateway.report.layout import CALL_OUTCOME, Style, caller_text
 
 HEADINGS = (
     "方向", "来电时间", "主叫号码", "姓名", "单位", "被叫号码", "结果", "振铃（声）", "振铃秒数",
-    "符合振铃规定", "接听人", "接听时间", "通话秒数", "结束时间", "回拨时间", "回拨人", "回拨接通", "备注", "Linkedid",
+    "符合振铃规定", "接听人", "接听时间", "通话秒数", "结束时间", "回拨时间", "回拨人", "回拨接通", "事由", "处理情况", "领导批示", "备注", "Linkedid",
 )
 DIRECTION = {"in": "来电", "out": "去电"}
 
@@ -44,7 +44,7 @@ def _row(call: CallRow, style: Style) -> list[object]:
         {True: "是", False: "否", None: ""}[call.rule_met], call.answered_by or "",
         _local(call.answered_at, style), call.talk_seconds, _local(call.ended_at, style),
         _local(call.called_back_at, style), call.called_back_by or "",
-        {True: "是", False: "否", None: ""}[call.callback_connected], call.note or "", call.linkedid or "",
+        {True: "是", False: "否", None: ""}[call.callback_connected], call.matter or "", call.handling or "", call.instruction or "", call.note or "", call.linkedid or "",
     ]
 
 
