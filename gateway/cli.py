@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.fax.commands",
     "gateway.paging.commands",
     "gateway.report.commands",
+    "gateway.spotcheck.commands",
 )
 
 
