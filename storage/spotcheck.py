@@ -154,6 +154,17 @@ def _guard_finished_records(session: Session, _context: object, _instances: obje
         if isinstance(row, (SpotCheck, SpotAttempt, SpotNote)) and _was_finished(row) \
                 and session.is_modified(row, include_collections=False):
             raise RecordLocked(f"spot-check record {type(row).__name__} {row.id} is finished")
+        if isinstance(row, SpotCheck) and _changed(row, _DRAWN):
+            raise RecordLocked(f"spot check {row.id}: what was drawn (unit, number, time) is never changed")
+
+
+_DRAWN = ("plan_id", "unit_id", "unit_name", "number", "drawn_at")
+"""What the draw decided: kept as drawn so the plan can be audited against its seed."""
+
+
+def _changed(row: SpotCheck, columns: tuple[str, ...]) -> bool:
+    attrs = inspect(row).attrs
+    return any(attrs[c].history.deleted for c in columns)
 
 
 def _was_finished(row: SpotCheck | SpotAttempt | SpotNote) -> bool:

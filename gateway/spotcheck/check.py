@@ -208,10 +208,11 @@ class CheckTracker:
         ring_end = call.answered_at or at
         ring_seconds = None if rings_from is None else round((ring_end - rings_from).total_seconds(), 3)
         rings = None if ring_seconds is None else rings_heard(ring_seconds, self.rules.cadence)
-        answered = call.answered_at is not None
-        rule_met = within_rule(rings, self.rules.answer_within_rings) if answered and rings else None
-        if outcome in (Outcome.NO_ANSWER, Outcome.BUSY, Outcome.UNREACHABLE):
-            rule_met = False
+        rule_met: bool | None = False  # the rule is a person answering: a greeting within 3 rings is not
+        if outcome == Outcome.ANSWERED and rings is not None:
+            rule_met = within_rule(rings, self.rules.answer_within_rings)
+        elif outcome == Outcome.UNKNOWN:
+            rule_met = None
         if outcome in (Outcome.BUSY, Outcome.UNREACHABLE):
             ring_seconds = rings = None  # nothing rang that a person could have answered
         digit = next((d for d in call.digits if d == self.rules.key), call.digits[-1] if call.digits else None)

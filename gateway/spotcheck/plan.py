@@ -31,7 +31,7 @@ class Window:
     start: datetime
     end: datetime
     label: str
-    """What staff read: 2026-10-01 夜班 (国庆节)."""
+    """What staff read: ``2026-10-01 夜班 国庆节``."""
 
     @property
     def seconds(self) -> float:
@@ -54,7 +54,7 @@ def windows_for(first: date, last: date, calendar: CalendarConfig, tz: ZoneInfo,
         if not first <= shift.duty_date <= last:
             continue
         if (nights and shift.night) or (rest_days and shift.rest_day and not shift.night):
-            reason = f"（{shift.day_reason}）" if shift.day_reason else ""
+            reason = f" {shift.day_reason}" if shift.day_reason else ""
             chosen.append(Window(shift.start, shift.end, f"{shift.duty_date:%Y-%m-%d} {shift.label}{reason}"))
     return tuple(chosen)
 

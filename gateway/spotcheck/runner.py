@@ -149,11 +149,11 @@ class SpotCheckRunner:
 
     async def _tick_forever(self) -> None:
         while not self._stopping.is_set():
+            await asyncio.sleep(self.tick_seconds)
             try:
                 await self.tick()
             except Exception:
                 log.exception("spot-check pass failed; trying again next tick")
-            await asyncio.sleep(self.tick_seconds)
 
     async def _place(self, due: records.Due) -> None:
         if not self.ami.connected.is_set():
