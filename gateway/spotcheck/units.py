@@ -52,7 +52,7 @@ def parse_units(data: bytes, source: str) -> list[Unit]:
         raise InputError(f"{source}: the unit list is empty")
     columns = _columns(rows[0], source)
     units: list[Unit] = []
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     for line_no, cells in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in cells):
             continue
@@ -60,10 +60,11 @@ def parse_units(data: bytes, source: str) -> list[Unit]:
         if unit is not None:
             units.append(unit)
         else:
-            problems.append(f"第{line_no}行：{problem}")
+            problems.append((line_no, f"第{line_no}行：{problem}"))
     problems += _duplicates(units)
     if problems:
-        raise InputError(f"{source}: {len(problems)} 行有误，未导入任何单位：\n" + "\n".join(problems),
+        listed = "\n".join(text for _, text in sorted(problems))
+        raise InputError(f"{source}: {len(problems)} 行有误，未导入任何单位：\n" + listed,
                          remedy="fix the lines named and import the whole file again")
     return units
 
@@ -128,11 +129,11 @@ def _unit(cells: Sequence[str], columns: dict[str, int], line_no: int) -> tuple[
     return Unit(name, cell("group"), number, cell("contact"), line_no), None
 
 
-def _duplicates(units: Sequence[Unit]) -> list[str]:
+def _duplicates(units: Sequence[Unit]) -> list[tuple[int, str]]:
     seen: dict[str, int] = {}
     problems = []
     for unit in units:
         if unit.name in seen:
-            problems.append(f"第{unit.line}行：{unit.name} 与第{seen[unit.name]}行重复")
+            problems.append((unit.line, f"第{unit.line}行：{unit.name} 与第{seen[unit.name]}行重复"))
         seen.setdefault(unit.name, unit.line)
     return problems
