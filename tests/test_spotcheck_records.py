@@ -68,6 +68,7 @@ def test_bad_rows_are_all_reported_with_line_numbers_and_nothing_is_imported(
     good = tmp_path / "good.csv"
     good.write_text(GOOD, encoding="utf-8")
     assert main(["spotcheck", "import", str(good)]) == 0
+    capsys.readouterr()
     assert main(["spotcheck", "list", "--units"]) == 0
     before = capsys.readouterr().out
     assert main(["spotcheck", "import", str(path)]) == 4
