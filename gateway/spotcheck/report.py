@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from sqlalchemy import select
@@ -85,7 +86,7 @@ def document(figures: SpotFigures, config: Config, issued: date) -> Document:
             Section("三、存在的问题", _problems(figures, name, tz)),
             Section("四、有关要求", tuple(r.format(rings=figures.within_rings, office=spot.office)
                                       for r in REQUIREMENTS)),
-            Section(spot.office, (f"{issued:%Y年%m月%d日}", f"（抽查时间由随机种子 {figures.seed} 生成，可复核）")),
+            Section(spot.office, (chinese_date(issued), f"（抽查时间由随机种子 {figures.seed} 生成，可复核）")),
             Section("附：抽查明细", (), (_detail_table(figures, name, tz),)),
         ),
     )
@@ -130,8 +131,20 @@ def plain_text(doc: Document) -> str:
 # -- the text -------------------------------------------------------------------------------
 
 
+def chinese_date(day: date) -> str:
+    """2026年10月1日: the form a 公文 writes dates in."""
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _span(first: date, last: date) -> str:
+    if first == last:
+        return chinese_date(first)
+    tail = f"{last.month}月{last.day}日" if first.year == last.year else chinese_date(last)
+    return f"{chinese_date(first)}至{tail}"
+
+
 def _opening(f: SpotFigures, config: Config) -> str:
-    return (f"为检查{f.title}值班工作落实情况，{f.first_day:%Y年%m月%d日}至{f.last_day:%Y年%m月%d日}，"
+    return (f"为检查{f.title}值班工作落实情况，{_span(f.first_day, f.last_day)}，"
             f"{config.duty.room_name}通过值班电话自动抽查，对{f.units}个单位的值班电话进行了随机抽查，"
             f"共抽查{f.total.total}次。现将抽查情况通报如下：")
 
@@ -158,8 +171,13 @@ def _problems(f: SpotFigures, name: dict[str, str], tz: ZoneInfo) -> tuple[str, 
             what += f"（第{row.rings}声接听）"
         tries = f"，先后拨打{row.tries}次" if row.tries > 1 else ""
         lines.append(f"{number}. {row.unit_name}（{row.group_name or '未分组'}）："
-                     f"{row.called_at.astimezone(tz):%m月%d日%H:%M}抽查，{what}{tries}。")
+                     f"{_moment(row.called_at, tz)}抽查，{what}{tries}。")
     return tuple(lines)
+
+
+def _moment(instant: datetime, tz: ZoneInfo) -> str:
+    local = instant.astimezone(tz)
+    return f"{local.month}月{local.day}日{local:%H:%M}"
 
 
 def _row(tally: Tally) -> tuple[str, ...]:
@@ -204,6 +222,7 @@ def chart_png(f: SpotFigures) -> bytes:
     axes.set_title(f"值班抽查结果（共{f.total.total}次）", fontproperties=font)
     axes.set_ylabel("次数", fontproperties=font)
     axes.set_ylim(0, max(counts + [1]) * 1.2)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     for label in axes.get_xticklabels() + axes.get_yticklabels():
         label.set_fontproperties(font)
     buffer = io.BytesIO()
