@@ -25,14 +25,11 @@ from gateway.paging.speech import Speech
 from gateway.spotcheck import records
 from gateway.spotcheck.check import CallResult, CheckTracker, Rules
 from gateway.spotcheck.report import publish
+from gateway.spotcheck.sounds import FALLBACK_PROMPT, FALLBACK_PROMPT_NAME, FALLBACK_THANKS, THANKS_TEXT
 from storage.db import Database
 
 log = logging.getLogger("dutygw.spotcheck")
 
-FALLBACK_PROMPT = "dutygw/spotcheck-fallback"
-FALLBACK_PROMPT_NAME = "dutygw/spotcheck-name"
-FALLBACK_THANKS = "dutygw/spotcheck-thanks"
-THANKS_TEXT = "谢谢，再见。"
 
 
 class AmiSender(Protocol):
