@@ -101,7 +101,8 @@ def _finished_check(database: Database) -> int:
     return check_id
 
 
-def test_a_finished_check_cannot_be_edited_or_deleted(database: Database) -> None:
+def test_a_finished_check_cannot_be_edited_or_deleted(any_database: Database) -> None:
+    database = any_database
     check_id = _finished_check(database)
     with pytest.raises(RecordLocked), database.session() as session:
         session.get_one(SpotCheck, check_id).outcome = "answered"
