@@ -163,7 +163,7 @@ _DRAWN = ("plan_id", "unit_id", "unit_name", "number", "drawn_at")
 
 
 def _changed(row: SpotCheck, columns: tuple[str, ...]) -> bool:
-    attrs = inspect(row).attrs
+    attrs = inspect(row).attrs  # type: ignore[attr-defined]
     return any(attrs[c].history.deleted for c in columns)
 
 
@@ -172,7 +172,7 @@ def _was_finished(row: SpotCheck | SpotAttempt | SpotNote) -> bool:
     if isinstance(row, SpotNote):
         return True
     column = _LOCK_COLUMN[type(row).__name__]
-    history = inspect(row).attrs[column].history
+    history = inspect(row).attrs[column].history  # type: ignore[attr-defined]
     before = history.deleted[0] if history.deleted else getattr(row, column)
     if isinstance(row, SpotCheck):
         return before == "done"

@@ -39,7 +39,7 @@ def test_windows_are_every_night_and_the_holidays_day_shifts_but_not_the_makeup_
 
 def test_the_draw_is_seeded_inside_the_windows_and_never_too_many_at_once() -> None:
     windows = _windows()
-    params = dict(checks_per_unit=3, max_concurrent=1, slot_seconds=120.0)
+    params = {"checks_per_unit": 3, "max_concurrent": 1, "slot_seconds": 120.0}
     first = draw(range(1, 41), windows, seed=20261001, **params)
     assert first == draw(list(reversed(range(1, 41))), windows, seed=20261001, **params), "order of units is irrelevant"
     assert first != draw(range(1, 41), windows, seed=20261002, **params)

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.cli import main
+from gateway.config import SpotCheckConfig
 from gateway.errors import InputError
 from gateway.spotcheck.check import CallResult, Outcome
 from gateway.spotcheck.records import Due, add_note, record_result, start_attempt
 from gateway.spotcheck.units import import_units, parse_units
-from gateway.config import SpotCheckConfig
 from storage.db import Database
 from storage.spotcheck import RecordLocked, SpotAttempt, SpotCheck, SpotNote, SpotUnit
 from tests.spotcheck_rig import NIGHT, UNITS
@@ -84,9 +84,9 @@ def test_a_header_without_the_number_column_is_refused() -> None:
 
 def _finished_check(database: Database) -> int:
     with database.session() as session:
-        from gateway.spotcheck.units import store_units
-        from gateway.spotcheck.records import create_plan
         from gateway.spotcheck.plan import Drawn
+        from gateway.spotcheck.records import create_plan
+        from gateway.spotcheck.units import store_units
 
         store_units(session, UNITS[:1], "units.csv", NIGHT)
         unit = session.scalars(select(SpotUnit)).one()

@@ -131,8 +131,8 @@ def make_plan(db: Database, config: Config, first: date, last: date, *, title: s
                              max_concurrent=spot.max_concurrent, slot_seconds=spot.slot_seconds)
         plan = records.create_plan(session, title or f"{first:%Y年%m月%d日}至{last:%m月%d日}", "plan", first, last,
                                    windows, units, drawn, checks_per_unit=per_unit, seed=seed, spot=spot, now=now)
-        lines = [f"抽查计划 {plan.id}：{plan.title}，{len(units)} 个单位，每单位 {per_unit} 次，共 {len(drawn)} 次；"
-                 f"随机种子 {seed}（可用 dutygw spotcheck plan --verify {plan.id} 复核）",
+        lines = [(f"抽查计划 {plan.id}：{plan.title}，{len(units)} 个单位，每单位 {per_unit} 次，共 {len(drawn)} 次；"
+                  f"随机种子 {seed}（可用 dutygw spotcheck plan --verify {plan.id} 复核）"),
                  "抽查时段：" + "；".join(w.label for w in windows)]
         lines += [f"  {c.id:>5}  {_local(c.due_at, config.zone)}  {c.unit_name}  {c.number}" for c in plan.checks]
     return "\n".join(lines)

@@ -76,7 +76,7 @@ def draw(unit_ids: Sequence[int], windows: Sequence[Window], *, checks_per_unit:
     return tuple(sorted(drawn, key=lambda d: (d.at, d.unit_id)))
 
 
-def verify(stored: Sequence[Drawn], unit_ids: Sequence[int], windows: Sequence[Window], **params: int | float) -> bool:
+def verify(stored: Sequence[Drawn], unit_ids: Sequence[int], windows: Sequence[Window], **params: float) -> bool:
     """Whether a stored plan's times are exactly what its seed draws (an audit)."""
     return tuple(sorted(stored, key=lambda d: (d.at, d.unit_id))) == draw(unit_ids, windows, **params)  # type: ignore[arg-type]
 

@@ -29,7 +29,15 @@ from gateway.paging.notices import Attachment, MailNotice
 from gateway.report import pdf
 from gateway.report.charts import ANSWERED_COLOUR, LATE_COLOUR, MISSED_COLOUR, chart_font
 from gateway.report.layout import Document, Section, Table
-from gateway.spotcheck.figures import CATEGORIES, CheckRow, SpotFigures, Tally, TryRow, compute, labels
+from gateway.spotcheck.figures import (
+    CATEGORIES,
+    CheckRow,
+    SpotFigures,
+    Tally,
+    TryRow,
+    compute,
+    labels,
+)
 from storage.spotcheck import SpotCheck, SpotPlan
 
 REPORT_PDF = "spotcheck.pdf"

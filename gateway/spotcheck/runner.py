@@ -16,8 +16,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from gateway.ami.client import AmiError
 from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
@@ -25,10 +26,16 @@ from gateway.paging.speech import Speech
 from gateway.spotcheck import records
 from gateway.spotcheck.check import CallResult, CheckTracker, Rules
 from gateway.spotcheck.report import publish
-from gateway.spotcheck.sounds import FALLBACK_PROMPT, FALLBACK_PROMPT_NAME, FALLBACK_THANKS, THANKS_TEXT
+from gateway.spotcheck.sounds import (
+    FALLBACK_PROMPT,
+    FALLBACK_PROMPT_NAME,
+    FALLBACK_THANKS,
+    THANKS_TEXT,
+)
 from storage.db import Database
 
 log = logging.getLogger("dutygw.spotcheck")
+T = TypeVar("T")
 
 
 
@@ -102,7 +109,7 @@ class SpotCheckRunner:
         """The largest number of checks this runner had on the trunk at once (for tests, audits)."""
 
     async def start(self) -> None:
-        resumed = await self.db.run(_in_session, self.db, records.resume, self.clock.now())
+        resumed = await self._db(records.resume, self.clock.now())
         if resumed:
             log.warning("spot checks: %d call(s) interrupted by a restart will be placed again", resumed)
         self._prompts = await asyncio.to_thread(self._render_prompts)
@@ -125,10 +132,11 @@ class SpotCheckRunner:
             now = self.clock.now()
             self._results += self.tracker.expire(now)
             await self._store_results()
-            due = await self.db.run(_in_session, self.db, records.due_checks, now)
-            if due and await self.db.run(_in_session, self.db, records.trunk_taken_by_paging):
+            due = await self._db(records.due_checks, now)
+            paging: bool = bool(due) and await self._db(records.trunk_taken_by_paging)
+            if paging:
                 until = now + timedelta(seconds=self.config.spotcheck.postpone_seconds)
-                await self.db.run(_in_session, self.db, records.postpone, [d.check_id for d in due], until,
+                await self._db(records.postpone, [d.check_id for d in due], until,
                                   records.POSTPONED_FOR_PAGING)
                 log.info("spot checks: %d moved to %s, an urgent page has the trunk", len(due), until.isoformat())
                 return
@@ -157,13 +165,13 @@ class SpotCheckRunner:
             return
         now = self.clock.now()
         action_id = f"spot-{due.check_id}-{due.try_no}"
-        await self.db.run(_in_session, self.db, records.start_attempt, due, action_id, now)
+        await self._db(records.start_attempt, due, action_id, now)
         fields = originate_fields(self.config, action_id, due.number, self._prompts)
         self.tracker.sent(action_id, due.number, str(fields["Channel"]).split("/", 1)[-1], now)
         self.most_in_flight = max(self.most_in_flight, self.tracker.in_flight())
         try:
-            response = await self.ami.send_action("Originate", action_id=action_id, **fields)
-        except Exception as exc:  # unconfirmed: its events (or the expiry) still tell the result
+            response = await self.ami.send_action("Originate", action_id=action_id, **fields)  # type: ignore[arg-type]
+        except (AmiError, OSError) as exc:  # unconfirmed: its events (or the expiry) still tell the result
             log.error("spot check %s: Originate to %s unconfirmed (%s)", action_id, due.number, exc)
             return
         if (response.response or "").lower() != "success":
@@ -175,7 +183,7 @@ class SpotCheckRunner:
     async def _store_results(self) -> None:
         results, self._results = self._results, []
         for result in results:
-            await self.db.run(_in_session, self.db, records.record_result, result, self.config.spotcheck,
+            await self._db(records.record_result, result, self.config.spotcheck,
                               self.clock.now())
             log.info("spot check %s: %s (%s rings)", result.action_id, result.outcome, result.rings)
 
@@ -184,11 +192,19 @@ class SpotCheckRunner:
         if not self.config.spotcheck.auto_report:
             return
         today = now.astimezone(self.config.zone).date()
-        for plan_id in await self.db.run(_in_session, self.db, records.plans_to_report, today):
-            files = await self.db.run(_in_session, self.db, publish, self.config, plan_id, now)
-            log.info("spot-check plan %s: 情况通报 written to %s and queued for mail", plan_id, files.folder)  # type: ignore[attr-defined]
+        for plan_id in await self._db(records.plans_to_report, today):
+            files = await self._db(publish, self.config, plan_id, now)
+            log.info("spot-check plan %s: 情况通报 written to %s and queued for mail", plan_id, files.folder)
             if self.on_mail_queued is not None:
                 self.on_mail_queued()
+
+    async def _db(self, work: Callable[..., T], *args: object) -> T:
+        """``work(session, *args)`` as one unit of work, off the event loop (``db.run``)."""
+        def unit() -> T:
+            with self.db.session() as session:
+                return work(session, *args)
+
+        return await self.db.run(unit)
 
     def _render_prompts(self) -> dict[str, str]:
         """Render the spoken prompt once (the same speech path as paging); fallbacks if it cannot."""
@@ -197,8 +213,3 @@ class SpotCheckRunner:
             return {"prompt": name, "thanks": FALLBACK_THANKS}
         return {"prompt": self.speech.prompt(prompt_text(self.config), name),
                 "thanks": self.speech.prompt(THANKS_TEXT, FALLBACK_THANKS)}
-
-
-def _in_session(db: Database, work: Callable[..., object], *args: object) -> object:
-    with db.session() as session:
-        return work(session, *args)
