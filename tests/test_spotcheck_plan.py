@@ -3,21 +3,24 @@ working Saturday that follows (10 October), from chinesecalendar through the shi
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from gateway.cli import main
+from gateway.clock import FixedClock
 from gateway.config import CalendarConfig
 from gateway.errors import InputError
 from gateway.spotcheck.plan import draw, most_at_once, windows_for
-from storage.db import open_database
+from storage.db import Database, open_database
 from storage.spotcheck import RecordLocked, SpotCheck, SpotPlan
 from tests.conftest import ROOT
 
 SHANGHAI = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
 FIRST, LAST = date(2026, 9, 30), date(2026, 10, 10)
+BEFORE = datetime(2026, 9, 20, 2, 0, tzinfo=UTC)  # when the office draws the plan
 
 
 def _windows() -> tuple:  # type: ignore[type-arg]
@@ -51,6 +54,24 @@ def test_the_draw_is_seeded_inside_the_windows_and_never_too_many_at_once() -> N
     assert most_at_once([d.at for d in first], 120.0) == 1
     two = draw(range(1, 41), windows, seed=5, checks_per_unit=3, max_concurrent=2, slot_seconds=120.0)
     assert most_at_once([d.at for d in two], 120.0) <= 2
+
+
+def test_a_plan_never_holds_a_time_already_past(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    units = tmp_path / "units.csv"
+    units.write_text("单位名称,值班电话\n武汉市司法局,02785550001\n", encoding="utf-8")
+    midway = datetime(2026, 10, 5, 4, 0, tzinfo=UTC)  # 12:00 on 5 October
+    _env(tmp_path, monkeypatch, midway)
+    assert main(["spotcheck", "import", str(units)]) == 0
+    assert main(["spotcheck", "plan", "--from", "2026-10-01", "--to", "2026-10-07", "--checks", "5"]) == 0
+    db = Database(f"sqlite:///{tmp_path / 'dutygw.sqlite'}")
+    with db.session() as session:
+        times = [c.drawn_at for c in session.scalars(select(SpotCheck))]
+    db.dispose()
+    assert len(times) == 5 and min(times) >= midway
+    _env(tmp_path, monkeypatch, datetime(2026, 10, 9, tzinfo=UTC))
+    assert main(["spotcheck", "plan", "--from", "2026-10-01", "--to", "2026-10-07"]) == 4
+    assert "no time to draw" in caplog.text
 
 
 def test_a_plan_too_full_for_its_windows_is_refused() -> None:
@@ -88,7 +109,9 @@ def test_plan_stored_from_the_cli_is_auditable_and_its_draw_cannot_be_rewritten(
         db.dispose()
 
 
-def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: datetime = BEFORE) -> None:
+    """The example configuration on a scratch data folder; the commands' clock set to ``now``."""
+    monkeypatch.setattr("gateway.spotcheck.commands.SystemClock", lambda: FixedClock(now))
     monkeypatch.setenv("DUTYGW_CONFIG", str(ROOT / "examples" / "dutygw.toml"))
     monkeypatch.setenv("DUTYGW_PATHS_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("DUTYGW_DATABASE_URL", raising=False)

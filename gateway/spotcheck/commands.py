@@ -124,7 +124,8 @@ def make_plan(db: Database, config: Config, first: date, last: date, *, title: s
     spot = config.spotcheck
     per_unit = checks or spot.checks_per_unit
     seed = secrets.randbelow(2**31) if seed is None else seed
-    windows = drawing.windows_for(first, last, config.calendar, config.zone, nights=nights, rest_days=rest_days)
+    windows = drawing.from_now(drawing.windows_for(first, last, config.calendar, config.zone, nights=nights,
+                                                   rest_days=rest_days), now)
     with db.session() as session:
         units = records.units_named(session, names or [], groups or [])
         drawn = drawing.draw([u.id for u in units], windows, checks_per_unit=per_unit, seed=seed,

@@ -59,6 +59,12 @@ def windows_for(first: date, last: date, calendar: CalendarConfig, tz: ZoneInfo,
     return tuple(chosen)
 
 
+def from_now(windows: Sequence[Window], now: datetime) -> tuple[Window, ...]:
+    """The windows as far as they are still ahead: a plan never holds a time already past
+    (the daemon would place it at once, outside its shift)."""
+    return tuple(Window(max(w.start, now), w.end, w.label) for w in windows if w.end > now)
+
+
 def draw(unit_ids: Sequence[int], windows: Sequence[Window], *, checks_per_unit: int, seed: int,
          max_concurrent: int, slot_seconds: float) -> tuple[Drawn, ...]:
     """Every unit's check times, in time order; the result depends on nothing but the arguments."""
