@@ -117,3 +117,17 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: datetime = BEFORE
     monkeypatch.delenv("DUTYGW_DATABASE_URL", raising=False)
 
 
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("DUTYGW_SPOTCHECK_MAX_CONCURRENT", "0", "spotcheck.max_concurrent must be at least 1"),
+    ("DUTYGW_SPOTCHECK_KEY", "12", "spotcheck.key must be one telephone key"),
+    ("DUTYGW_SPOTCHECK_SLOT_SECONDS", "10", "slot_seconds must be at least ring_limit_seconds"),
+    ("DUTYGW_SPOTCHECK_RING_LIMIT", "30", "unknown key spotcheck.ring_limit"),
+])
+def test_a_wrong_spotcheck_setting_names_its_key(variable: str, value: str, message: str) -> None:
+    from gateway.config import load_config
+    from gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(ROOT / "examples" / "dutygw.toml", env={variable: value})

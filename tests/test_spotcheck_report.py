@@ -4,15 +4,18 @@ with openpyxl, and the automatic report on the plan's last day queued for mail."
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from gateway.ami.peer import ANSWER_ACK, ANSWER_NO_KEY, BUSY, NO_ANSWER, UNREACHABLE
+from gateway.cli import main
 from gateway.spotcheck.figures import CheckRow, Tally, compute
 from gateway.spotcheck.report import REPORT_PDF, REPORT_XLSX, load_figures
 from storage.db import Database
@@ -20,6 +23,7 @@ from storage.paging import OutboundMail
 from storage.spotcheck import SpotCheck, SpotPlan
 from tests.spotcheck_rig import NIGHT, rig, run
 from tests.test_spotcheck_calls import DRUG, HUANGSHI, PRISON, WUHAN, XIANGYANG
+from tests.test_spotcheck_plan import _env
 
 BEHAVIOURS = {WUHAN: ANSWER_ACK, HUANGSHI: BUSY, XIANGYANG: NO_ANSWER, PRISON: ANSWER_NO_KEY, DRUG: UNREACHABLE}
 
@@ -37,7 +41,9 @@ def _independent_counts(database: Database, plan_id: int) -> Counter[str]:
     return counts
 
 
-def test_the_report_holds_what_the_stored_checks_say(tmp_path: Path, database: Database) -> None:
+def test_the_report_holds_what_the_stored_checks_say(tmp_path: Path, database: Database,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     async def scenario() -> int:
         async with rig(tmp_path, database, dict(BEHAVIOURS), busy_tries=2, retry_gap_seconds=60,
                        max_concurrent=5, report_recipients=["bangongshi@duty.local"],
@@ -93,6 +99,13 @@ def test_the_report_holds_what_the_stored_checks_say(tmp_path: Path, database: D
     assert sorted(row[0] for row in detail) == sorted(c.id for c in checks.values())
     assert Counter(row[8] for row in detail) == Counter(
         {"3声内接听": 1, "占线": 1, "无人接听": 1, "接听未按键": 1, "无法接通": 1})
+    _env(tmp_path, monkeypatch, NIGHT + timedelta(days=1))
+    assert main(["spotcheck", "report", "--plan", str(plan_id), "--out", str(tmp_path / "again"),
+                 "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {k: shown[k] for k in counts if k != "checks"} == {k: v for k, v in counts.items() if k != "checks"}
+    assert (shown["checks"], shown["units"], shown["pending"]) == (counts["checks"], 5, 0)
+    assert (tmp_path / "again" / REPORT_PDF).stat().st_size > 10_000
 
 
 def _checks(database: Database, plan_id: int) -> list[SpotCheck]:
