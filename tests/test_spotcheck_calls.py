@@ -200,3 +200,31 @@ def test_an_urgent_page_has_the_trunk_and_the_check_is_moved_not_dropped(tmp_pat
                 await pager.stop()
 
     run(scenario)
+
+
+def test_a_call_cut_off_by_a_restart_is_placed_again_and_both_tries_are_shown(tmp_path: Path,
+                                                                             database: Database) -> None:
+    from gateway.spotcheck.runner import SpotCheckRunner
+
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {WUHAN: ANSWER_ACK}, busy_tries=1) as r:
+            (check_id,) = r.due_now(WUHAN)
+            r.peer.holding = True
+            await r.pass_()
+            assert r.checks([check_id])[0].state == "calling"
+            await r.runner.stop()  # the gateway goes down with the call ringing
+            r.peer.discard_held()
+            r.peer.holding = False
+            r.runner = SpotCheckRunner(r.config, database, r.clock, r.client, tick_seconds=3600)
+            r.listeners[:] = [r.runner.on_ami_message]
+            await r.runner.start()
+            (check,) = r.checks([check_id])
+            assert (check.state, check.attempts[0].outcome, check.tries) == ("planned", "unknown", 0)
+            await r.pass_()
+            await r.until(lambda: r.checks([check_id])[0].state == "done")
+            (check,) = r.checks([check_id])
+            assert [a.outcome for a in check.attempts] == ["unknown", "answered"]
+            assert [a.action_id for a in check.attempts] == [f"spot-{check_id}-1", f"spot-{check_id}-2"]
+            assert (check.outcome, check.tries) == ("answered", 1)
+
+    run(scenario)

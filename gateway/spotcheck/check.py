@@ -43,7 +43,7 @@ class Outcome(StrEnum):
     UNREACHABLE = "unreachable"
     """Congestion, an invalid or switched-off number (SIP 404/480…), the trunk refused."""
     UNKNOWN = "unknown"
-    """The gateway lost sight of the call (connection lost); the check is tried again."""
+    """No result came from the PBX (a lost connection, a restart); the check is tried again."""
 
 
 BUSY_CAUSES = frozenset({17})
@@ -91,7 +91,6 @@ class _Call:
     answered_at: datetime | None = None
     dial_status: str | None = None
     reason: int | None = None
-    originate_failed: bool = False
     cause: int | None = None
     digits: list[str] = field(default_factory=list)
     recording: str | None = None
@@ -122,9 +121,6 @@ class CheckTracker:
 
     def in_flight(self) -> int:
         return len(self._calls)
-
-    def is_tracking(self, action_id: str) -> bool:
-        return action_id in self._calls
 
     def feed(self, message: AmiMessage, now: datetime) -> list[CallResult]:
         """One AMI message in; the results of the calls it finished out."""
@@ -160,11 +156,6 @@ class CheckTracker:
                     result = replace(result, outcome=Outcome.UNKNOWN, detail="未收到交换机的呼叫结果")
                 results.append(result)
         return results
-
-    def forget_all(self, now: datetime) -> list[CallResult]:
-        """The connection to the PBX is gone: every call in flight ends as unknown."""
-        return [replace(self._finish(c, now), outcome=Outcome.UNKNOWN, detail="与交换机的连接中断")
-                for c in list(self._calls.values())]
 
     # -- correlation --------------------------------------------------------------------
 
@@ -292,7 +283,6 @@ def _on_originate_response(call: _Call, message: AmiMessage, at: datetime) -> bo
     if (message.get("Response") or "").lower() == "success":
         call.answered_at = call.answered_at or at
         return False
-    call.originate_failed = True
     return call.uniqueid is None  # no channel of its own will hang up: this is the end
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import SpotCheckConfig
 from gateway.errors import InputError
@@ -30,6 +30,8 @@ class Due:
     check_id: int
     number: str
     try_no: int
+    """The call's number among the check's calls (a call lost to a restart counts here, not
+    in ``SpotCheck.tries``, which counts the tries a busy line is allowed)."""
 
 
 def units_named(session: Session, names: Sequence[str] = (), groups: Sequence[str] = ()) -> list[SpotUnit]:
@@ -66,8 +68,8 @@ def create_plan(session: Session, title: str, kind: str, first: date, last: date
 
 def due_checks(session: Session, now: datetime) -> list[Due]:
     rows = session.scalars(select(SpotCheck).where(SpotCheck.state == "planned", SpotCheck.due_at <= now)
-                           .order_by(SpotCheck.due_at, SpotCheck.id))
-    return [Due(r.id, r.number, r.tries + 1) for r in rows]
+                           .order_by(SpotCheck.due_at, SpotCheck.id).options(selectinload(SpotCheck.attempts)))
+    return [Due(r.id, r.number, len(r.attempts) + 1) for r in rows]
 
 
 def trunk_taken_by_paging(session: Session) -> bool:
@@ -84,7 +86,7 @@ def postpone(session: Session, check_ids: Sequence[int], until: datetime, reason
 def start_attempt(session: Session, due: Due, action_id: str, now: datetime) -> None:
     """The try is on record (and the check marked calling) before its Originate leaves."""
     check = session.get_one(SpotCheck, due.check_id)
-    check.state, check.tries = "calling", due.try_no
+    check.state, check.tries = "calling", check.tries + 1
     session.add(SpotAttempt(check_id=check.id, try_no=due.try_no, action_id=action_id, sent_at=now))
 
 
