@@ -96,3 +96,18 @@ def _with(message, **changes):  # type: ignore[no-untyped-def]
     headers = [(k, v) for k, v in message.headers if k not in changes]
     headers += [(k, v) for k, v in changes.items() if v is not None]
     return dataclasses.replace(message, headers=tuple(headers))
+
+
+@pytest.mark.parametrize("record_name", [False, True])
+def test_the_spoken_prompts_are_mandarin(record_name: bool) -> None:
+    """espeak-ng -x on what the check says: no switch to another language anywhere."""
+    from gateway.paging.speech import check_mandarin
+    from gateway.spotcheck.runner import prompt_text
+    from gateway.spotcheck.sounds import THANKS_TEXT
+
+    config = Config(duty=DutyConfig(numbers=["02787654321"], extensions=["8001"], room_name="省司法厅值班室"),
+                    spotcheck=SpotCheckConfig(record_name=record_name))
+    text = prompt_text(config)
+    assert text.startswith("这里是省司法厅值班室，现在进行值班抽查。请按1确认")
+    for said in (text, THANKS_TEXT, *FALLBACK_TEXTS.values()):
+        assert check_mandarin(said)
