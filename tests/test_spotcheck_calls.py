@@ -228,3 +228,27 @@ def test_a_call_cut_off_by_a_restart_is_placed_again_and_both_tries_are_shown(tm
             assert (check.outcome, check.tries) == ("answered", 1)
 
     run(scenario)
+
+
+def test_a_call_whose_result_never_comes_is_unknown_and_tried_again(tmp_path: Path, database: Database) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {WUHAN: ANSWER_ACK}, busy_tries=2) as r:
+            (check_id,) = r.due_now(WUHAN)
+            r.peer.holding = True
+            await r.pass_()
+            r.peer.discard_held()  # the PBX never reports on it (a lost connection, say)
+            r.peer.holding = False
+            r.later(59)
+            await r.pass_()
+            assert r.checks([check_id])[0].state == "calling", "ring limit 30 s + margin 30 s not yet over"
+            r.later(2)
+            await r.pass_()
+            (check,) = r.checks([check_id])
+            assert (check.state, check.attempts[0].outcome) == ("planned", "unknown")
+            assert check.attempts[0].detail == "未收到交换机的呼叫结果"
+            r.later(300)
+            await r.pass_()
+            await r.until(lambda: r.checks([check_id])[0].state == "done")
+            assert [a.outcome for a in r.checks([check_id])[0].attempts] == ["unknown", "answered"]
+
+    run(scenario)

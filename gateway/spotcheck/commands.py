@@ -26,7 +26,7 @@ from gateway.errors import InputError
 from gateway.spotcheck import plan as drawing
 from gateway.spotcheck import records
 from gateway.spotcheck.figures import labels
-from gateway.spotcheck.report import check_row, load_figures, publish
+from gateway.spotcheck.report import check_row, load_figures, publish, write_report
 from gateway.spotcheck.units import import_units
 from storage.db import Database, open_database
 from storage.spotcheck import SpotCheck, SpotPlan, SpotUnit
@@ -277,8 +277,6 @@ def _report(args: argparse.Namespace) -> int:
     try:
         with db.session() as session:
             if args.out is not None:
-                from gateway.spotcheck.report import write_report
-
                 figures = load_figures(session, args.plan, config.duty.answer_within_rings)
                 files = write_report(figures, config, args.out, now.astimezone(config.zone).date())
             else:
