@@ -133,7 +133,7 @@ def test_note_from_the_cli_is_shown_in_the_list(tmp_path: Path, capsys: pytest.C
     capsys.readouterr()
     assert main(["spotcheck", "list"]) == 0
     table = capsys.readouterr().out
-    assert "武汉市司法局 02785550001" in table and "无人接听" in table and "审核：刘处长 值班员称在接听另一部电话" in table
+    assert "武汉市司法局  02785550001" in table and "无人接听" in table and "审核：刘处长 值班员称在接听另一部电话" in table
     assert main(["spotcheck", "list", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["outcome"], row["rings"], row["rule_met"], row["notes"][0]["by"]) == ("no_answer", 7, False, "刘处长")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from gateway.calls.commands import display_width, pad
 from gateway.cli import config_from_args
 from gateway.clock import SystemClock, local_iso
 from gateway.config import Config
@@ -222,21 +223,29 @@ def check_json(row: SpotCheck, tz: ZoneInfo) -> dict[str, Any]:
     return out
 
 
+_HEADINGS = ("编号", "抽查时间", "单位", "值班电话", "振铃", "结果", "拨打", "备注")
+
+
 def render_checks(rows: list[SpotCheck], config: Config) -> str:
+    """The checks as a table for staff, columns padded by display width (CJK takes two)."""
     if not rows:
         return "没有抽查记录"
+    lines = [_HEADINGS, *(_check_cells(row, config) for row in rows)]
+    widths = [max(display_width(line[i]) for line in lines) for i in range(len(_HEADINGS))]
+    return "\n".join("  ".join(pad(cell, w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def _check_cells(row: SpotCheck, config: Config) -> tuple[str, ...]:
     name = labels(config.duty.answer_within_rings)
-    lines = ["编号   抽查时间              单位 / 电话                      振铃  结果            拨打  备注"]
-    for row in rows:
-        category = check_row(row).category
-        result = name[category] if category else {"planned": "待抽查", "calling": "呼叫中"}.get(row.state, row.state)
-        rings = f"{row.rings}声" if row.rings is not None else ""
-        tries = "、".join(name.get(_try_category(a.outcome), a.outcome or "呼叫中") for a in row.attempts)
-        extra = [f"顺延{row.moves}次（{row.move_reason}）" if row.moves else "", f"各次：{tries}" if len(row.attempts) > 1 else "",
-                 f"录音 {row.recording}" if row.recording else "", *(f"审核：{n.reviewer} {n.text}" for n in row.notes)]
-        lines.append(f"{row.id:<6} {_local(row.due_at, config.zone):<21} {row.unit_name} {row.number}  {rings:>4}  "
-                     f"{result}  {row.tries}  {'；'.join(e for e in extra if e)}")
-    return "\n".join(lines)
+    category = check_row(row).category
+    result = name[category] if category else {"planned": "待抽查", "calling": "呼叫中"}.get(row.state, row.state)
+    tries = "、".join(name.get(_try_category(a.outcome), a.outcome or "呼叫中") for a in row.attempts)
+    extra = [f"顺延{row.moves}次（{row.move_reason}）" if row.moves else "",
+             f"各次：{tries}" if len(row.attempts) > 1 else "", f"录音 {row.recording}" if row.recording else "",
+             *(f"审核：{n.reviewer} {n.text}" for n in row.notes)]
+    return (str(row.id), _local(row.due_at, config.zone), row.unit_name, row.number,
+            f"{row.rings}声" if row.rings is not None else "", result, str(len(row.attempts)),
+            "；".join(e for e in extra if e))
 
 
 def _try_category(outcome: str | None) -> str:
