@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.paging.commands",
     "gateway.report.commands",
     "gateway.web.commands",
+    "gateway.spotcheck.commands",
 )
 
 

@@ -231,6 +231,45 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class SpotCheckConfig:
+    """Spot checks of the subordinate units' duty lines (值班抽查) and their 情况通报."""
+
+    enabled: bool = True
+    channel: str = "PJSIP/{number}@trunk"
+    context: str = "dutygw-spotcheck"
+    exten: str = "s"
+    caller_id: str = "值班室 <02787654321>"
+    ring_limit_seconds: float = 30.0
+    """No answer after this long is 无人接听 (the Originate's Timeout)."""
+    max_concurrent: int = 1
+    """Checks on the trunk at once, at most (drawing and placing both keep to it)."""
+    slot_seconds: float = 120.0
+    """How long one check holds the trunk, for drawing: ring limit, prompt, name, a margin."""
+    busy_tries: int = 3
+    """Calls per check when the number is busy (a unit on a real call is not absent)."""
+    retry_gap_seconds: float = 300.0
+    postpone_seconds: float = 300.0
+    """A check that falls while an urgent page is open is moved by this much (never dropped)."""
+    result_margin_seconds: float = 30.0
+    max_call_seconds: float = 180.0
+    """An answered check still open after this long is ended as it stands."""
+    checks_per_unit: int = 1
+    key: str = "1"
+    record_name: bool = False
+    """Ask the answerer to say their name after the key, and keep the recording."""
+    record_seconds: int = 6
+    prompt: str = "这里是{room}，现在进行值班抽查。请按{key}确认。"
+    prompt_with_name: str = "这里是{room}，现在进行值班抽查。请按{key}确认，然后在提示音后说出您的姓名。"
+    office: str = "办公室"
+    """Who issues the 情况通报 (the 落款)."""
+    addressees: str = "各有关单位"
+    """The 主送 line of the 情况通报, e.g. 各市州司法局，厅直属各单位。"""
+    report_recipients: list[str] = field(default_factory=list)
+    auto_report: bool = True
+    """Write and mail the 情况通报 on the plan's last day, after its last check."""
+
+
+@dataclass(frozen=True)
 class Config:
     duty: DutyConfig
     ami: AmiConfig = field(default_factory=AmiConfig)
@@ -244,6 +283,7 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    spotcheck: SpotCheckConfig = field(default_factory=SpotCheckConfig)
     source: Path | None = None
 
     @property
@@ -416,3 +456,15 @@ def _check(config: Config, where: str) -> None:
         check_calendar(config.calendar)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.args[0]}") from None
+    _check_spotcheck(config.spotcheck, where)
+
+
+def _check_spotcheck(spot: SpotCheckConfig, where: str) -> None:
+    if spot.max_concurrent < 1:
+        raise ConfigError(f"{where}: key spotcheck.max_concurrent must be at least 1")
+    if spot.busy_tries < 1:
+        raise ConfigError(f"{where}: key spotcheck.busy_tries must be at least 1")
+    if spot.ring_limit_seconds <= 0 or spot.slot_seconds < spot.ring_limit_seconds:
+        raise ConfigError(f"{where}: key spotcheck.slot_seconds must be at least ring_limit_seconds (> 0)")
+    if len(spot.key) != 1 or spot.key not in "0123456789*#":
+        raise ConfigError(f"{where}: key spotcheck.key must be one telephone key, got {spot.key!r}")

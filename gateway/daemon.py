@@ -112,7 +112,8 @@ class Daemon:
         fax = FaxService(self.config, self.db, self.clock, on_urgency=pager.on_urgent_receipt)
         mail = MailService(self.config, self.db, self.clock)
         reports = ReportScheduler(self.config, self.db, self.clock)
-        return [mail, pager, fax, reports, *self._build_console(ami)]
+        return [mail, pager, fax, reports, *self._build_console(ami),
+                *self._spot_checks(ami, listener, mail)]
 
     def _build_console(self, ami: AmiClient) -> list[Service]:
         """The console (值班台) on ``[web]`` host and port, sharing this loop and database."""
@@ -122,6 +123,18 @@ class Daemon:
 
         assert self.db is not None
         return [WebService(self.config, self.db, self.clock, ami)]
+
+    def _spot_checks(self, ami: AmiClient, listener: CallListener, mail: Any) -> list[Service]:
+        """The spot-check runner (值班抽查): hears the AMI stream, places due checks, mails the 情况通报."""
+        if not self.config.spotcheck.enabled:
+            return []
+        from gateway.spotcheck.runner import SpotCheckRunner, speech_of
+
+        assert self.db is not None
+        runner = SpotCheckRunner(self.config, self.db, self.clock, ami, speech=speech_of(self.config),
+                                 on_mail_queued=mail.wake)
+        listener.also.append(runner.on_ami_message)
+        return [runner]
 
     def _import_phonebook(self) -> None:
         path = self.config.paths.phonebook

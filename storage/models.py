@@ -9,10 +9,12 @@ from storage.faxes import InboundMail, Receipt, ReceiptPage
 from storage.paging import Escalation, OutboundMail, PageAttempt
 from storage.reports import ReportRun
 from storage.roster import RosterEntry
+from storage.spotcheck import SpotAttempt, SpotCheck, SpotNote, SpotPlan, SpotUnit
 
 __all__ = [
     "Base", "Call", "Escalation", "InboundMail", "ListenerGap", "OutboundMail", "PageAttempt",
     "PhonebookEntry", "Receipt", "ReceiptPage", "ReportRun", "RosterEntry",
     "AuditEntry", "CallbackRequest", "CallNote", "HandoverSheet", "ReceiptCorrection", "ReceiptDelivery",
     "User", "WebSession",
+    "SpotAttempt", "SpotCheck", "SpotNote", "SpotPlan", "SpotUnit",
 ]

@@ -94,3 +94,10 @@ class OutboundMail(Base):
     tries: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def paging_needs_trunk(session: Any) -> bool:
+    """Whether an urgent page is open: other outbound calls (spot checks) must wait for it."""
+    from sqlalchemy import func, select
+
+    return bool(session.scalar(select(func.count()).select_from(Escalation).where(Escalation.state == "open")))

@@ -6,7 +6,8 @@ response and then the recorded events of the behaviour scripted for the dialled 
 with the ActionID, PAGE_ID, channel names, unique ids, dial string and timestamps
 rewritten. A busy callee is the no-answer story cut at the ring, with ``DialEnd BUSY``,
 ``Hangup`` cause 17 and ``OriginateResponse Reason: 0``, as the README says Asterisk 22
-does. ``answer_no_key`` answers and lets the three rounds of the page time out.
+does; ``unreachable`` is that story with ``DialEnd CHANUNAVAIL`` and cause 1 (SIP 404),
+before anything rang. ``answer_no_key`` answers and lets the three rounds of the page time out.
 
 Greeting, Login, Ping, CoreShowChannels and Logoff are answered as Asterisk does; events
 go to every logged-in session, as manager events do. Used in-process by the tests and
@@ -35,7 +36,8 @@ ANSWER_ACK = "answer_ack"
 ANSWER_NO_KEY = "answer_no_key"
 NO_ANSWER = "no_answer"
 BUSY = "busy"
-BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY)
+UNREACHABLE = "unreachable"
+BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY, UNREACHABLE)
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,8 @@ class AmiPeer:
             return no_key_events(self.ack_story.events)
         if behaviour == BUSY:
             return busy_events(self.noanswer_story.events, self.ack_story.events)
+        if behaviour == UNREACHABLE:
+            return unreachable_events(self.noanswer_story.events, self.ack_story.events)
         return self.noanswer_story.events
 
     async def _play(self, call: _Call, script: Sequence[AmiMessage]) -> None:
@@ -282,6 +286,21 @@ def busy_events(noanswer: Sequence[AmiMessage], ack: Sequence[AmiMessage]) -> tu
               Cause="17", **{"Cause-txt": "User busy"}, TechCause="486"),
         _with(response, Timestamp=f"{rejected + Decimal('0.0002'):.6f}", Reason="0"),
     )
+
+
+def unreachable_events(noanswer: Sequence[AmiMessage], ack: Sequence[AmiMessage]) -> tuple[AmiMessage, ...]:
+    """A number the network cannot reach (SIP 404): the busy story, with ``DialEnd CHANUNAVAIL``
+    and ``Hangup`` cause 1 (Unallocated number) before anything rang."""
+    out = []
+    for message in busy_events(noanswer, ack):
+        if message.event == "DialState":
+            continue
+        if message.event == "DialEnd":
+            message = _with(message, DialStatus="CHANUNAVAIL")
+        elif message.event == "Hangup":
+            message = _with(message, Cause="1", **{"Cause-txt": "Unallocated (unassigned) number"}, TechCause="404")
+        out.append(message)
+    return tuple(out)
 
 
 def rewrite(message: AmiMessage, call: _Call, first: Decimal) -> AmiMessage:

@@ -19,7 +19,6 @@ the PBX shuts down comes out as ``unknown``, never silently absent.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from datetime import datetime, timedelta
 
 from gateway.ami.message import AmiMessage
 from gateway.calls.numbers import clean_name, normalise, normalise_number
+from gateway.calls.rings import rings_heard
 from gateway.clock import local_iso, utc_from_epoch
 from gateway.config import DutyConfig
 
@@ -364,7 +364,7 @@ class CallTracker:
         ring_seconds = _seconds(call.arrived_at, ring_end)
         if call.answered and call.answered_at is None:
             ring_seconds = None
-        rings = None if ring_seconds is None else math.floor(ring_seconds / self._cadence) + 1
+        rings = None if ring_seconds is None else rings_heard(ring_seconds, self._cadence)
         outcome = _outcome(call, self._fax_numbers)
         return CallRecord(
             linkedid=call.linkedid,

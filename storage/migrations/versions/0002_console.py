@@ -1,6 +1,6 @@
 """console: accounts, sessions, audit log, call notes, receipt corrections and 分送, handover sheets
 
-Revision ID: 0005
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-01 18:39:52.401640
 """
@@ -13,7 +13,7 @@ from alembic import op
 import storage.base
 
 
-revision = '0005'
+revision = '0002'
 down_revision = '0001'
 branch_labels = None
 depends_on = None
