@@ -26,7 +26,7 @@ from sqlalchemy import select
 from gateway.ami.client import AmiClient
 from gateway.ami.framing import iter_messages
 from gateway.ami.message import AmiMessage
-from gateway.ami.peer import ANSWER_ACK, ANSWER_NO_KEY, BUSY, NO_ANSWER, AmiPeer
+from gateway.ami.peer import ANSWER_ACK, ANSWER_NO_KEY, ANSWER_ONLY, BUSY, NO_ANSWER, AmiPeer
 from gateway.clock import UTC, FixedClock
 from gateway.config import (
     AmiConfig,
@@ -45,6 +45,7 @@ from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation, OutboundMail, PageAttempt
 from tests.conftest import AMI_FIXTURES, FAX_FIXTURES, ROOT
+from tests.test_agi import FakeAsterisk, _dial_fastagi
 
 NIGHT = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 23:00 in Shanghai: a workday night
 LEADER, DIRECTOR = "13700003333", "13900004444"
@@ -163,7 +164,8 @@ def test_urgent_fax_at_23_pages_the_leader_who_presses_1(tmp_path: Path, databas
             receipt_id = await r.urgent(137)
             (call,) = r.peer.originates
             assert (call.channel, call.number) == (f"PJSIP/{LEADER}@trunk", LEADER)
-            assert call.variables["PAGE_ID"] == call.action_id
+            token = call.variables["PAGE_ID"]
+            assert token != call.action_id and len(token) >= 24, "PAGE_ID is an unguessable token, not the ActionID"
             assert call.fields == {"Channel": f"PJSIP/{LEADER}@trunk", "Context": "paging", "Exten": "ack",
                                    "Priority": "1", "Async": "true", "Timeout": "30000",
                                    "CallerID": "值班室 <02787654321>"}
@@ -177,6 +179,7 @@ def test_urgent_fax_at_23_pages_the_leader_who_presses_1(tmp_path: Path, databas
             (attempt,) = esc.attempts
             assert (attempt.action_id, attempt.result, attempt.channel) == (call.action_id, "acknowledged",
                                                                            "PJSIP/trunk-00000040")
+            assert attempt.page_token == token
             await r.after(600)
             assert len(r.peer.originates) == 1, "an acknowledged receipt is never paged again"
             await r.service.on_urgent_receipt(receipt_id)
@@ -452,17 +455,15 @@ def test_peer_rewrites_every_recorded_name(behaviour: str) -> None:
 
 def test_fastagi_mode_the_gateway_speaks_the_page_and_hears_the_1(tmp_path: Path, database: Database) -> None:
     """PAGE_AGI points at the gateway's own FastAGI server; the PBX runs it on answer."""
-    from tests.test_agi import FakeAsterisk, _dial_fastagi
-
     async def scenario() -> None:
-        async with rig(tmp_path, database, {LEADER: ANSWER_NO_KEY}, serve_agi=True) as r:
-            r.peer.holding = True  # the PBX's own events stay back: only the AGI reports
-            await r.urgent(220)
+        async with rig(tmp_path, database, {LEADER: ANSWER_ONLY}, serve_agi=True) as r:
+            await r.urgent(220)  # the PBX answers; the dialog is left to the FastAGI session below
             (call,) = r.peer.originates
-            host, port = call.variables["PAGE_AGI"].removeprefix("agi://").removesuffix("/page").split(":")
-            assert host == "127.0.0.1" and int(port) != 4573
-            pbx = FakeAsterisk(["", "1"], call.variables)  # listens to the page, then presses 1
-            await asyncio.to_thread(_dial_fastagi, int(port), pbx)
+            port = _agi_port(call)
+            (esc,) = r.escalations()
+            assert esc.attempts[0].result == "answered"
+            pbx = FakeAsterisk(["", "1"], call.variables, env={"agi_channel": esc.attempts[0].channel or ""})
+            await asyncio.to_thread(_dial_fastagi, port, pbx)
             await r.settle()
             (esc,) = r.escalations()
             assert esc.state == "acknowledged" and esc.acknowledged_number == LEADER
@@ -472,3 +473,9 @@ def test_fastagi_mode_the_gateway_speaks_the_page_and_hears_the_1(tmp_path: Path
                 assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)
 
     run(scenario)
+
+
+def _agi_port(call: Any) -> int:
+    host, port = call.variables["PAGE_AGI"].removeprefix("agi://").removesuffix("/page").split(":")
+    assert host == "127.0.0.1" and int(port) != 4573
+    return int(port)
