@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -150,6 +151,8 @@ class PagingService:
         self._seen_changed = asyncio.Event()
         self._placed_text: dict[str, str] = {}
         self._unplaced: set[str] = set()
+        self._finished: deque[str] = deque(maxlen=256)
+        """Tokens of attempts just over: their late PageAck echoes are expected, not suspicious."""
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._agi: FastAgiServer | None = None
@@ -206,11 +209,18 @@ class PagingService:
 
     def on_page_ack(self, ack: PageAck) -> None:
         """A round of the FastAGI dialog (the same news also arrives as a UserEvent)."""
-        key = self._tokens.get(ack.page_id)
+        key = self._page_key(ack.page_id, "FastAGI PageAck")
         if key is None:
-            log.warning("PageAck for an unknown or finished page id ignored")
             return
         self._inbox.put_nowait(Acknowledged(key, ack.digit, ack.number, ack.at or self.clock.now()))
+
+    def _page_key(self, token: str, source: str) -> str | None:
+        """The live attempt a page token belongs to; a finished one is quietly ignored."""
+        key = self._tokens.get(token)
+        if key is None:
+            level = logging.DEBUG if token in self._finished else logging.WARNING
+            log.log(level, "%s with an unknown or finished page id ignored", source)
+        return key
 
     async def tick(self) -> None:
         """Let time act now (tests move a FixedClock and call this)."""
@@ -341,8 +351,8 @@ class PagingService:
                 self._forget_attempt(attempt)
 
     def _forget_attempt(self, attempt: engine.Attempt) -> None:
-        if attempt.page_token:
-            self._tokens.pop(attempt.page_token, None)
+        if attempt.page_token and self._tokens.pop(attempt.page_token, None) is not None:
+            self._finished.append(attempt.page_token)
         self._seen.pop(attempt.key, None)
         self._placed_text.pop(attempt.key, None)
         self._unplaced.discard(attempt.key)
@@ -512,9 +522,12 @@ class PagingService:
                 self._saw(key, message.get("Channel"), message.get("Uniqueid"))
             return None
         if name == "UserEvent" and message.get("UserEvent") == "PageAck":
-            key = self._tokens.get(message.get("PageID") or "")
+            key = self._page_key(message.get("PageID") or "", "UserEvent PageAck")
             if key is None:
-                log.warning("UserEvent PageAck with an unknown or finished page id ignored")
+                return None
+            channel, seen = message.get("Channel") or "", self._seen.get(key)
+            if seen and channel and channel not in seen and message.get("Uniqueid") not in seen:
+                log.warning("UserEvent PageAck from channel %s, not the page's own call: ignored", channel)
                 return None
             return Acknowledged(key, message.get("Digit") or "", message.get("Number") or None, now)
         if name == "OriginateResponse" and (message.action_id or "") in self._keys:
