@@ -428,10 +428,13 @@ def test_peer_rewrites_every_recorded_name(behaviour: str) -> None:
                   "Variable: PAGE_ID=dutygw-page-9-1,PAGE_NUMBER=18800001111\r\n\r\n")
         writer.write(action.encode())
         await writer.drain()
-        await peer.settle()
-        await asyncio.sleep(0.05)
+        while not peer.originates:  # the peer has read the Originate and started its story
+            await asyncio.sleep(0.01)
+        await peer.settle()  # every scripted event is written; the Logoff reply comes after them
+        writer.write(b"Action: Logoff\r\nActionID: bye\r\n\r\n")
+        await writer.drain()
+        data = await asyncio.wait_for(reader.readuntil(b"Thanks for all the fish.\r\n\r\n"), 30)
         writer.close()
-        data = await reader.read()
         await peer.stop()
         return list(iter_messages(data))
 

@@ -490,6 +490,14 @@ def _earliest(escalation: Escalation, try_no: int, rules: Rules) -> datetime:
     return max(floor, started + rules.attempt_interval)
 
 
+def with_page_token(escalation: Escalation, key: str, token: str) -> Escalation:
+    """The escalation with ``token`` given to attempt ``key`` (the pager makes tokens; a set one stays)."""
+    attempt = escalation.attempt(key)
+    if attempt is None or attempt.page_token:
+        return escalation
+    return _replace_attempt(escalation, dataclasses.replace(attempt, page_token=token))
+
+
 def _replace_attempt(escalation: Escalation, attempt: Attempt) -> Escalation:
     attempts = tuple(attempt if a.key == attempt.key else a for a in escalation.attempts)
     return dataclasses.replace(escalation, attempts=attempts)

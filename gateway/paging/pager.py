@@ -38,7 +38,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -81,6 +81,8 @@ RECENT = timedelta(days=1)
 """How far back a receipt is looked for in earlier escalations (a re-read fax, a restart)."""
 SWEEP_SECONDS = 15.0
 """How often (clock time) the database is swept for urgent receipts nobody handed over."""
+SWEEP_GRACE = timedelta(seconds=5)
+"""A periodic sweep leaves a decision this fresh to the fast path (its callback may be queued)."""
 REFUSED_RETRY = timedelta(seconds=30)
 """How long after a refused ``Originate`` the call is tried again."""
 AGI_WAIT_SECONDS = 3.0
@@ -310,7 +312,7 @@ class PagingService:
             for escalation in list(self._open.values()):
                 await self._step(escalation, item)
             if self._next_sweep is None or item.now >= self._next_sweep:
-                await self._sweep()
+                await self._sweep(grace=SWEEP_GRACE)
         else:
             escalation_id = self._keys.get(str(getattr(item, "key", None) or getattr(item, "page_id", "")))
             if escalation_id is not None and escalation_id in self._open:
@@ -444,11 +446,12 @@ class PagingService:
         people = [Person(m.role, m.name, m.number) for m in members]
         return engine.open_escalation(row.id, [receipt_id], people, now, self.rules, route.not_before)
 
-    async def _sweep(self) -> None:
-        """Hand over every recent receipt that should have been paged or mailed and was not."""
+    async def _sweep(self, grace: timedelta = timedelta(0)) -> None:
+        """Hand over every recent receipt that should have been paged or mailed and was not
+        (at start, every one: callbacks from before a restart are gone)."""
         now = self.clock.now()
         self._next_sweep = now + self.sweep_interval
-        for receipt_id in await self.db.run(_unhandled_receipts, self.db, now - RECENT):
+        for receipt_id in await self.db.run(_unhandled_receipts, self.db, now - RECENT, now - grace):
             log.warning("receipt %d is urgent and was never handed to the pager (filed by hand, or before a "
                         "restart): handling it now", receipt_id)
             await self._receipt(receipt_id)
@@ -582,17 +585,16 @@ def _with_tokens(escalation: Escalation, actions: Sequence[object]) -> Escalatio
     """Give each attempt about to be dialled its unguessable page id (once: a retry keeps it)."""
     for action in actions:
         if isinstance(action, PlaceCall):
-            attempt = escalation.attempt(action.key)
-            if attempt is not None and not attempt.page_token:
-                escalation = engine._replace_attempt(escalation, replace(attempt, page_token=new_page_token()))
+            escalation = engine.with_page_token(escalation, action.key, new_page_token())
     return escalation
 
 
-def _unhandled_receipts(db: Database, since: datetime) -> list[int]:
+def _unhandled_receipts(db: Database, since: datetime, decided_before: datetime) -> list[int]:
     """Recent receipts decided urgent (or possibly) that no escalation carries and no notice names."""
     with db.session() as session:
         candidates = session.scalars(
             select(Receipt.id).where(Receipt.urgency_decided_at >= since,
+                                     Receipt.urgency_decided_at <= decided_before,
                                      or_(Receipt.is_urgent.is_(True), Receipt.possibly_urgent.is_(True)))
             .order_by(Receipt.id)).all()
         if not candidates:
