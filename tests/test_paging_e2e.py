@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import logging
 import smtplib
 import socket
@@ -776,3 +777,45 @@ def test_a_locked_database_does_not_stall_the_press_1_dialog(tmp_path: Path, dat
             assert esc.state == "acknowledged" and esc.receipt_ids == [esc.receipt_ids[0], second]
 
     run(scenario)
+
+
+@pytest.mark.ocr
+def test_dutygw_fax_ingest_in_another_process_is_handed_to_the_running_pager(
+        tmp_path: Path, database: Database) -> None:
+    """``dutygw fax ingest`` files with no callback to the daemon: the pager's sweep finds the receipt."""
+    import subprocess
+    import sys
+
+    from gateway.clock import SystemClock
+    from gateway.paging.calendar import shift_at
+
+    config_file = tmp_path / "dutygw.toml"
+    config_file.write_text(f'[duty]\nnumbers = ["02787654321"]\nextensions = ["8001"]\n'
+                           f'room_phone = "027-87654321"\n\n[paths]\ndata_dir = "{tmp_path}"\n', encoding="utf-8")
+
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ACK}) as r:
+            r.clock.set(SystemClock().now())  # the CLI stamps its decision with the real clock
+            done = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "gateway.cli", "-c", str(config_file), "fax", "ingest",
+                                 str(FAX_FIXTURES / "fax_012.tif")],
+                capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert done.returncode == 0, done.stderr
+            with r.db.session() as session:
+                (receipt,) = session.scalars(select(Receipt)).all()
+                assert receipt.is_urgent and receipt.urgency_decided_at is not None
+                receipt_id = receipt.id
+            r.clock.set(SystemClock().now())
+            await r.after(15)
+            night = shift_at(r.clock.now(), r.config.calendar, r.config.zone).off_hours
+            mails = [m for m in _mails(r) if receipt_id in m.receipt_ids]
+            if night:
+                (esc,) = r.escalations()
+                assert esc.receipt_ids == [receipt_id] and len(r.peer.originates) == 1
+                assert r.peer.originates[0].number == DIRECTOR, "no roster for today: the director is first"
+            else:
+                assert len(mails) == 1 and r.peer.originates == []
+            await r.after(15)
+            assert len([m for m in _mails(r) if receipt_id in m.receipt_ids]) == len(mails), "handled once"
+
+    run(scenario, timeout=900)
