@@ -462,7 +462,7 @@ class PagingService:
         attempt = escalation.attempt(call.key)
         token = attempt.page_token if attempt is not None and attempt.page_token else ""
         if not self.ami.connected.is_set():
-            await self._not_placed(call, "AMI 未连接（the AMI connection is down）", self.clock.now())
+            await self._not_placed(call, "not placed: the AMI connection is down", self.clock.now())
             return
         text = await self.db.run(self._spoken_text, call.receipt_ids)
         self._placed_text[call.key] = text
