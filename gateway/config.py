@@ -194,6 +194,14 @@ class MailConfig:
     secretariat: list[str] = field(default_factory=list)
     report_recipients: list[str] = field(default_factory=list)
     retry_minutes: float = 10.0
+    starttls: bool = False
+    """Upgrade the relay connection with STARTTLS (the certificate is checked)."""
+    username: str = ""
+    """AUTH user at the relay (needs ``starttls``); empty: no AUTH."""
+    password: str = ""
+    """AUTH password; better given as DUTYGW_MAIL_PASSWORD than in the file."""
+    ca_file: Path | None = None
+    """CA bundle that signs the relay's certificate; empty: the system's CAs."""
 
 
 @dataclass(frozen=True)

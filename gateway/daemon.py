@@ -111,6 +111,7 @@ class Daemon:
         listener.also.append(pager.on_ami_message)
         fax = FaxService(self.config, self.db, self.clock, on_urgency=pager.on_urgent_receipt)
         mail = MailService(self.config, self.db, self.clock)
+        pager.on_mail_queued = mail.wake  # an urgent notice (or a page that cannot be placed) goes out now
         reports = ReportScheduler(self.config, self.db, self.clock)
         return [mail, pager, fax, reports, *self._build_console(ami),
                 *self._spot_checks(ami, listener, mail)]

@@ -37,6 +37,8 @@ class Escalation(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """No call before this (a burst right after an acknowledged page waits for its window)."""
+    fallback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the secretariat was mailed because the chain could not be placed (AMI down, refused)."""
 
     attempts: Mapped[list[PageAttempt]] = relationship(
         back_populates="escalation", order_by="PageAttempt.id", cascade="all, delete-orphan"
@@ -56,6 +58,8 @@ class PageAttempt(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     number: Mapped[str] = mapped_column(String(50))
     action_id: Mapped[str] = mapped_column(String(80), unique=True)
+    page_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """The call's PAGE_ID: unguessable, made per attempt; the only id the press-1 dialog accepts."""
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the call may be placed (a retry waits the attempt interval)."""
@@ -94,6 +98,8 @@ class OutboundMail(Base):
     tries: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    """One row per notice (e.g. ``receipt:12``): queueing it again after a crash or a sweep is a no-op."""
 
 
 def paging_needs_trunk(session: Any) -> bool:

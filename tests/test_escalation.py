@@ -13,10 +13,12 @@ from gateway.paging.escalation import (
     CloseEscalation,
     DialEnded,
     Escalation,
+    FallBack,
     OriginateResult,
     OriginateSent,
     Person,
     PlaceCall,
+    PlaceFailed,
     RecordAttemptResult,
     Rules,
     Tick,
@@ -259,3 +261,38 @@ def test_a_deferred_escalation_waits_for_the_window() -> None:
     assert next_wakeup(esc, RULES) == NIGHT + timedelta(seconds=180)
     _, actions = handle(esc, Tick(NIGHT + timedelta(seconds=180)), RULES)
     assert [(a.number, a.receipt_ids) for a in actions if isinstance(a, PlaceCall)] == [("13700003333", (5, 6))]
+
+
+# -- a call that cannot be placed -------------------------------------------------------------
+
+
+def test_a_call_that_cannot_be_placed_stays_planned_and_falls_back_at_once() -> None:
+    escalation, actions = open_escalation(1, [101], CHAIN, NIGHT, RULES)
+    (call,) = actions
+    assert isinstance(call, PlaceCall)
+    retry = NIGHT + timedelta(seconds=30)
+    escalation, actions = handle(escalation, PlaceFailed(call.key, NIGHT, "Originate refused: Permission denied",
+                                                         retry), RULES)
+    assert actions == [FallBack(1, (101,), "Originate refused: Permission denied", NIGHT)]
+    (attempt,) = escalation.attempts
+    assert (attempt.result, attempt.due_at, attempt.detail) == ("planned", retry,
+                                                                "Originate refused: Permission denied")
+    assert escalation.fallback_at == NIGHT and escalation.is_open
+    escalation, actions = handle(escalation, Tick(NIGHT + timedelta(seconds=29)), RULES)
+    assert actions == [], "not before retry_at"
+    escalation, actions = handle(escalation, Tick(retry), RULES)
+    assert [type(a) for a in actions] == [PlaceCall] and actions[0].key == call.key  # type: ignore[union-attr]
+    escalation, actions = handle(escalation, PlaceFailed(call.key, retry, "AMI down", retry), RULES)
+    assert escalation.fallback_at == NIGHT, "the first fallback's time is kept"
+    assert [type(a) for a in actions] == [FallBack]
+    escalation, _ = handle(escalation, Tick(NIGHT + timedelta(minutes=11)), RULES)
+    assert escalation.is_open and escalation.deadline_met is False
+    assert [a.result for a in escalation.attempts] == ["planned"], "still to be placed, never dropped"
+
+
+def test_place_failed_is_ignored_for_a_call_already_sent() -> None:
+    run = Run()
+    key = run.calls[0].key
+    before = run.escalation
+    run.feed(PlaceFailed(key, NIGHT, "late", NIGHT))
+    assert run.escalation == before

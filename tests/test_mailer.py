@@ -7,6 +7,10 @@ import dataclasses
 import email
 import email.policy
 import socket
+import sqlite3
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -16,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
 from gateway.clock import UTC, FixedClock
@@ -23,6 +28,7 @@ from gateway.config import Config, DutyConfig, MailConfig
 from gateway.paging.mailer import (
     Mailer,
     MailService,
+    escalation_notice_key,
     queue_due_digests,
     queue_mail,
     queue_urgent_notice,
@@ -294,3 +300,146 @@ def test_a_refused_recipient_does_not_resend_to_the_others(
     assert [recipients for recipients, _ in handler.messages] == [SECRETARIAT]
     assert stored(database, row_id).state == "sent"
     assert "gone@gov.example (550)" in caplog.text
+
+
+# -- idempotent notices ------------------------------------------------------------------------
+
+
+def test_an_urgent_notice_is_queued_once_per_key(database: Database) -> None:
+    """A sweep after a crash, or a second fallback, finds the notice already in the outbox."""
+    fax = receipt(301, "fax_008.tif", title="关于立即开展道路交通安全大检查的通知")
+    for _ in range(3):
+        with database.session() as s:
+            queue_urgent_notice(s, [fax], config_for(), NOW)
+    with database.session() as s:
+        queue_urgent_notice(s, [fax], config_for(), NOW, key=escalation_notice_key(7, [301]))
+        queue_urgent_notice(s, [fax], config_for(), NOW, key=escalation_notice_key(7, [301]))
+    with database.session() as s:
+        keys = list(s.scalars(select(OutboundMail.dedupe_key).order_by(OutboundMail.id)))
+    assert keys == ["receipt:301", "escalation:7:301"]
+
+
+def test_the_outbox_refuses_a_second_row_with_the_same_key(database: Database) -> None:
+    """The unique key holds even for a writer that skips the check (two processes at once)."""
+    import sqlalchemy.exc
+
+    notice = urgent_notice_mail([receipt(302, "fax_008.tif")], **ROOM)
+    with database.session() as s:
+        queue_mail(s, notice, SECRETARIAT, NOW, key="receipt:302")
+    with pytest.raises(sqlalchemy.exc.IntegrityError), database.session() as s:
+        s.add(OutboundMail(kind="urgent_notice", created_at=NOW, due_at=NOW, subject="x", body="y",
+                           dedupe_key="receipt:302"))
+
+
+# -- STARTTLS and AUTH ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl, as an administrator would make one)."""
+    cert, key = tmp_path / "relay.crt", tmp_path / "relay.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=relay",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+class Accounts:
+    def __init__(self, **passwords: str) -> None:
+        self.passwords = passwords
+        self.logins: list[str] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        if self.passwords.get(login) != password:
+            return AuthResult(success=False, handled=False)
+        self.logins.append(login)
+        return AuthResult(success=True)
+
+
+@pytest.fixture
+def secure_relay(relay_port: int, tls_files: tuple[Path, Path]) -> Iterator[tuple[Capture, Accounts]]:
+    cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler, accounts = Capture(), Accounts(dutygw="s3cret-pw")
+    controller = Controller(handler, hostname="127.0.0.1", port=relay_port, tls_context=context,
+                            require_starttls=True, auth_required=True, auth_require_tls=True,
+                            authenticator=accounts)
+    controller.start()
+    yield handler, accounts
+    controller.stop()
+
+
+def _secure(relay_port: int, cert: Path, **changes: Any) -> MailConfig:
+    base = MailConfig(relay_port=relay_port, secretariat=SECRETARIAT, starttls=True, username="dutygw",
+                      password="s3cret-pw", ca_file=cert)
+    return dataclasses.replace(base, **changes)
+
+
+def test_relay_with_starttls_and_auth(database: Database, secure_relay: tuple[Capture, Accounts], relay_port: int,
+                                      tls_files: tuple[Path, Path]) -> None:
+    handler, accounts = secure_relay
+    row_id = queue(database, receipt(310, "fax_008.tif", title="通知"))
+    assert asyncio.run(Mailer(database, _secure(relay_port, tls_files[0]), FixedClock(NOW)).send_due()) == 1
+    assert accounts.logins == ["dutygw"] and len(handler.messages) == 1
+    assert stored(database, row_id).state == "sent"
+
+
+@pytest.mark.parametrize("changes, error", [
+    ({"password": "wrong"}, "SMTPAuthenticationError"),
+    ({"starttls": False}, "password would go in clear"),
+    ({"username": "", "password": ""}, "SMTP"),  # the relay insists on AUTH
+    ({"ca_file": None}, "CERTIFICATE_VERIFY_FAILED"),  # a certificate nobody vouches for
+])
+def test_relay_security_failures_keep_the_mail_queued(database: Database, secure_relay: tuple[Capture, Accounts],
+                                                       relay_port: int, tls_files: tuple[Path, Path],
+                                                       changes: dict[str, Any], error: str) -> None:
+    handler, _ = secure_relay
+    row_id = queue(database, receipt(311, "fax_008.tif", title="通知"))
+    mailer = Mailer(database, _secure(relay_port, tls_files[0], **changes), FixedClock(NOW))
+    assert asyncio.run(mailer.send_due()) == 0
+    row = stored(database, row_id)
+    assert handler.messages == [] and row.state == "pending" and error in (row.last_error or "")
+    assert "s3cret" not in (row.last_error or "")
+
+
+# -- a database held locked ------------------------------------------------------------------------
+
+
+def test_a_locked_database_does_not_stall_the_mail_loop(database: Database, relay: Capture, relay_port: int) -> None:
+    """While another connection holds BEGIN IMMEDIATE the mail pass waits off the loop: the loop runs on."""
+    path = database.url.removeprefix("sqlite:///")
+    held, release = threading.Event(), threading.Event()
+    beats: list[int] = []
+
+    def hold_lock() -> None:
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(60)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    async def scenario() -> int:
+        queue(database, receipt(320, "fax_008.tif", title="通知"))
+        service = MailService(config_for(relay_port), database, FixedClock(NOW), interval_seconds=0.05)
+        locker = threading.Thread(target=hold_lock)
+        locker.start()
+        await asyncio.to_thread(held.wait, 30)
+        await service.start()
+        try:
+            for _ in range(20):  # the loop keeps beating while the pass waits for the lock
+                await asyncio.sleep(0.01)
+                beats.append(len(beats))
+            assert service.passes == 0, "the pass is still waiting for the lock"
+        finally:
+            release.set()
+            await asyncio.to_thread(locker.join, 30)
+        while not relay.messages:
+            await asyncio.sleep(0.02)
+        await service.stop()
+        return len(relay.messages)
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 60)) == 1
+    assert len(beats) == 20

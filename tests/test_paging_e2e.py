@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import logging
 import smtplib
 import socket
 import wave
@@ -26,7 +28,7 @@ from sqlalchemy import select
 from gateway.ami.client import AmiClient
 from gateway.ami.framing import iter_messages
 from gateway.ami.message import AmiMessage
-from gateway.ami.peer import ANSWER_ACK, ANSWER_NO_KEY, BUSY, NO_ANSWER, AmiPeer
+from gateway.ami.peer import ANSWER_ACK, ANSWER_NO_KEY, ANSWER_ONLY, BUSY, NO_ANSWER, AmiPeer
 from gateway.clock import UTC, FixedClock
 from gateway.config import (
     AmiConfig,
@@ -45,6 +47,7 @@ from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation, OutboundMail, PageAttempt
 from tests.conftest import AMI_FIXTURES, FAX_FIXTURES, ROOT
+from tests.test_agi import FakeAsterisk, _dial_fastagi
 
 NIGHT = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 23:00 in Shanghai: a workday night
 LEADER, DIRECTOR = "13700003333", "13900004444"
@@ -163,7 +166,8 @@ def test_urgent_fax_at_23_pages_the_leader_who_presses_1(tmp_path: Path, databas
             receipt_id = await r.urgent(137)
             (call,) = r.peer.originates
             assert (call.channel, call.number) == (f"PJSIP/{LEADER}@trunk", LEADER)
-            assert call.variables["PAGE_ID"] == call.action_id
+            token = call.variables["PAGE_ID"]
+            assert token != call.action_id and len(token) >= 24, "PAGE_ID is an unguessable token, not the ActionID"
             assert call.fields == {"Channel": f"PJSIP/{LEADER}@trunk", "Context": "paging", "Exten": "ack",
                                    "Priority": "1", "Async": "true", "Timeout": "30000",
                                    "CallerID": "值班室 <02787654321>"}
@@ -177,6 +181,7 @@ def test_urgent_fax_at_23_pages_the_leader_who_presses_1(tmp_path: Path, databas
             (attempt,) = esc.attempts
             assert (attempt.action_id, attempt.result, attempt.channel) == (call.action_id, "acknowledged",
                                                                            "PJSIP/trunk-00000040")
+            assert attempt.page_token == token
             await r.after(600)
             assert len(r.peer.originates) == 1, "an acknowledged receipt is never paged again"
             await r.service.on_urgent_receipt(receipt_id)
@@ -424,10 +429,13 @@ def test_peer_rewrites_every_recorded_name(behaviour: str) -> None:
                   "Variable: PAGE_ID=dutygw-page-9-1,PAGE_NUMBER=18800001111\r\n\r\n")
         writer.write(action.encode())
         await writer.drain()
-        await peer.settle()
-        await asyncio.sleep(0.05)
+        while not peer.originates:  # the peer has read the Originate and started its story
+            await asyncio.sleep(0.01)
+        await peer.settle()  # every scripted event is written; the Logoff reply comes after them
+        writer.write(b"Action: Logoff\r\nActionID: bye\r\n\r\n")
+        await writer.drain()
+        data = await asyncio.wait_for(reader.readuntil(b"Thanks for all the fish.\r\n\r\n"), 30)
         writer.close()
-        data = await reader.read()
         await peer.stop()
         return list(iter_messages(data))
 
@@ -452,17 +460,15 @@ def test_peer_rewrites_every_recorded_name(behaviour: str) -> None:
 
 def test_fastagi_mode_the_gateway_speaks_the_page_and_hears_the_1(tmp_path: Path, database: Database) -> None:
     """PAGE_AGI points at the gateway's own FastAGI server; the PBX runs it on answer."""
-    from tests.test_agi import FakeAsterisk, _dial_fastagi
-
     async def scenario() -> None:
-        async with rig(tmp_path, database, {LEADER: ANSWER_NO_KEY}, serve_agi=True) as r:
-            r.peer.holding = True  # the PBX's own events stay back: only the AGI reports
-            await r.urgent(220)
+        async with rig(tmp_path, database, {LEADER: ANSWER_ONLY}, serve_agi=True) as r:
+            await r.urgent(220)  # the PBX answers; the dialog is left to the FastAGI session below
             (call,) = r.peer.originates
-            host, port = call.variables["PAGE_AGI"].removeprefix("agi://").removesuffix("/page").split(":")
-            assert host == "127.0.0.1" and int(port) != 4573
-            pbx = FakeAsterisk(["", "1"], call.variables)  # listens to the page, then presses 1
-            await asyncio.to_thread(_dial_fastagi, int(port), pbx)
+            port = _agi_port(call)
+            (esc,) = r.escalations()
+            assert esc.attempts[0].result == "answered"
+            pbx = FakeAsterisk(["", "1"], call.variables, env={"agi_channel": esc.attempts[0].channel or ""})
+            await asyncio.to_thread(_dial_fastagi, port, pbx)
             await r.settle()
             (esc,) = r.escalations()
             assert esc.state == "acknowledged" and esc.acknowledged_number == LEADER
@@ -472,3 +478,344 @@ def test_fastagi_mode_the_gateway_speaks_the_page_and_hears_the_1(tmp_path: Path
                 assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)
 
     run(scenario)
+
+
+def _agi_port(call: Any) -> int:
+    host, port = call.variables["PAGE_AGI"].removeprefix("agi://").removesuffix("/page").split(":")
+    assert host == "127.0.0.1" and int(port) != 4573
+    return int(port)
+
+
+# -- a chain that cannot be placed ------------------------------------------------------------
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll a condition (generous timeout: a loaded machine slows a test, never fails it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def _mails(r: Rig) -> list[OutboundMail]:
+    with r.db.session() as session:
+        return list(session.scalars(select(OutboundMail).order_by(OutboundMail.id)))
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR and
+            rec.name.startswith("dutygw.paging")]
+
+
+def test_ami_down_mails_the_secretariat_at_once_and_keeps_retrying_the_call(
+        tmp_path: Path, database: Database, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ACK}) as r:
+            port = r.peer.port
+            await r.peer.stop()  # the PBX goes away; the client keeps trying to reconnect
+            await _until(lambda: not r.client.connected.is_set())
+            with caplog.at_level(logging.INFO):
+                receipt_id = await r.urgent(230)
+            (esc,) = r.escalations()
+            (attempt,) = esc.attempts
+            assert attempt.result == "planned" and "AMI" in (attempt.detail or "")
+            assert esc.fallback_at == NIGHT
+            (mail,) = _mails(r)
+            assert (mail.kind, mail.recipients, mail.receipt_ids, mail.created_at) == (
+                "urgent_notice", ["mishuke@duty.local"], [receipt_id], NIGHT), "mailed at once, not at the deadline"
+            assert any("cannot be placed" in m for m in _errors(caplog)), "logged as an error"
+            for _ in range(11):  # eleven minutes with the PBX still down
+                await r.after(60)
+            (esc,) = r.escalations()
+            assert esc.state == "open" and esc.deadline_met is False
+            assert [a.result for a in esc.attempts] == ["planned"], "the call is still to be placed"
+            assert len(_mails(r)) == 1, "one notice, however long it stays down"
+            back = AmiPeer.from_fixtures(AMI_FIXTURES, behaviours={LEADER: ANSWER_ACK}, port=port,
+                                         now=lambda: r.clock.now().timestamp())
+            await back.start()
+            r.peer = back
+            try:
+                await _until(r.client.connected.is_set)
+                await r.after(1)
+                assert [c.number for c in back.originates] == [LEADER]
+                (esc,) = r.escalations()
+                assert esc.state == "acknowledged" and esc.deadline_met is False
+                assert esc.attempts[0].action_id == back.originates[0].action_id
+            finally:
+                await back.stop()
+
+    run(scenario)
+
+
+def test_a_refused_originate_mails_at_once_and_the_call_is_tried_again(
+        tmp_path: Path, database: Database, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ACK}) as r:
+            r.peer.refusing = "Permission denied"
+            with caplog.at_level(logging.INFO):
+                receipt_id = await r.urgent(231)
+            assert len(r.peer.refused) == 1 and r.peer.originates == []
+            (esc,) = r.escalations()
+            assert [a.result for a in esc.attempts] == ["planned"], "a refusal is the PBX's, not the leader's"
+            assert "Permission denied" in (esc.attempts[0].detail or "")
+            (mail,) = _mails(r)
+            assert mail.receipt_ids == [receipt_id] and mail.created_at == NIGHT
+            assert any("Permission denied" in m for m in _errors(caplog))
+            await r.after(29)
+            assert len(r.peer.refused) == 1
+            await r.after(1)
+            assert len(r.peer.refused) == 2, "tried again 30 s later"
+            assert len(_mails(r)) == 1
+            r.peer.refusing = ""
+            await r.after(30)
+            assert [c.number for c in r.peer.originates] == [LEADER]
+            (esc,) = r.escalations()
+            assert esc.state == "acknowledged" and [a.result for a in esc.attempts] == ["acknowledged"]
+
+    run(scenario)
+
+
+def test_nobody_reachable_after_a_fallback_is_not_mailed_twice(tmp_path: Path, database: Database) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: NO_ANSWER, DIRECTOR: NO_ANSWER}) as r:
+            r.peer.refusing = "Permission denied"
+            await r.urgent(232)
+            r.peer.refusing = ""
+            for _ in range(12):
+                await r.after(60)
+            (esc,) = r.escalations()
+            assert esc.state == "exhausted"
+            assert len(_mails(r)) == 1, "the fallback notice already told the secretariat about this fax"
+
+    run(scenario)
+
+
+# -- FastAGI: only the gateway's own calls ----------------------------------------------------
+
+
+def test_a_forged_fastagi_session_cannot_acknowledge_a_real_page(tmp_path: Path, database: Database) -> None:
+    from gateway.paging.agi import encode_page_text
+    from gateway.paging.speech import text_key
+
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ONLY}, serve_agi=True) as r:
+            await r.urgent(240)
+            (call,) = r.peer.originates
+            port = _agi_port(call)
+            channel = r.escalations()[0].attempts[0].channel or ""
+            lie = "请立即向以下账户转账"
+            forged = [
+                FakeAsterisk(["1"], {"PAGE_ID": call.action_id, "PAGE_TEXT_B64": encode_page_text(lie)},
+                             env={"agi_channel": channel}),  # guessed the old-style id
+                FakeAsterisk(["1"], {"PAGE_ID": "dutygw-page-1-1"}, env={"agi_channel": channel,
+                                                                          "agi_arg_1": "dutygw-page-1-1"}),
+                FakeAsterisk(["1"], {**call.variables, "PAGE_TEXT_B64": encode_page_text(lie)},
+                             env={"agi_channel": "PJSIP/trunk-000000ff", "agi_uniqueid": "1.1"}),  # not our channel
+            ]
+            for pbx in forged:
+                await asyncio.to_thread(_dial_fastagi, port, pbx)
+            await r.settle()
+            (esc,) = r.escalations()
+            assert esc.state == "open" and esc.attempts[0].result == "answered", "nothing acknowledged"
+            assert all(p.user_events == [] and p.played == [] for p in forged)
+            assert not list((tmp_path / "sounds").glob(f"page-{text_key(lie, r.service.speech.voice)}*"))
+            real = FakeAsterisk(["1"], call.variables, env={"agi_channel": channel})
+            await asyncio.to_thread(_dial_fastagi, port, real)
+            await r.settle()
+            (esc,) = r.escalations()
+            assert esc.state == "acknowledged"
+            assert r.service._agi is not None and r.service._agi.refused == 3
+
+    run(scenario)
+
+
+def test_the_answered_call_speaks_what_the_receipt_says_by_then(tmp_path: Path, database: Database) -> None:
+    """Page 1's urgency decision dials at once; issuer and title read seconds later are spoken."""
+    from gateway.paging.speech import text_key
+
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ONLY}, serve_agi=True) as r:
+            with r.db.session() as session:
+                row = Receipt(year=2026, seq=250, received_at=NIGHT, pages=2, urgency="特急", is_urgent=True,
+                              urgency_decided_at=NIGHT, status="reading")
+                session.add(row)
+                session.flush()
+                receipt_id = row.id
+            await r.service.on_urgent_receipt(receipt_id)
+            await r.settle()
+            (call,) = r.peer.originates
+            assert "标题未识别" in page_text(call.variables["PAGE_TEXT_B64"])
+            with r.db.session() as session:  # the rest of the fax is read while the phone rings
+                receipt = session.get_one(Receipt, receipt_id)
+                receipt.issuer, receipt.title, receipt.status = ISSUER, TITLE, "filed"
+            expected = r.service._spoken_text([receipt_id])
+            assert ISSUER in expected and TITLE in expected
+            channel = r.escalations()[0].attempts[0].channel or ""
+            pbx = FakeAsterisk(["1"], call.variables, env={"agi_channel": channel})
+            await asyncio.to_thread(_dial_fastagi, port := _agi_port(call), pbx)
+            assert port
+            assert Path(pbx.played[0]).name == f"page-{text_key(expected, r.service.speech.voice)}"
+
+    run(scenario)
+
+
+def test_each_attempt_carries_the_best_reading_at_its_dial(tmp_path: Path, database: Database) -> None:
+    """Local-AGI mode speaks PAGE_TEXT_B64: it is rebuilt for every attempt."""
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: NO_ANSWER}) as r:
+            with r.db.session() as session:
+                row = Receipt(year=2026, seq=251, received_at=NIGHT, pages=2, urgency="特急", is_urgent=True,
+                              urgency_decided_at=NIGHT, status="reading")
+                session.add(row)
+                session.flush()
+                receipt_id = row.id
+            await r.service.on_urgent_receipt(receipt_id)
+            await r.settle()
+            with r.db.session() as session:
+                session.get_one(Receipt, receipt_id).title = TITLE
+            await r.after(60)
+            first, second = (page_text(c.variables["PAGE_TEXT_B64"]) for c in r.peer.originates[:2])
+            assert TITLE not in first and TITLE in second
+            assert [c.number for c in r.peer.originates[:2]] == [LEADER, LEADER]
+
+    run(scenario)
+
+
+# -- the durable hand-off ----------------------------------------------------------------------
+
+
+def _filed_without_callback(r: Rig, seq: int) -> int:
+    """A receipt as ``dutygw fax ingest`` (another process) or a filer killed after the decision leaves it."""
+    return r.receipt(seq)
+
+
+def test_an_urgent_receipt_nobody_handed_over_is_paged_at_start(tmp_path: Path, database: Database) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ACK}) as r:
+            await r.service.stop()  # the gateway is down (or crashed between decision and page)
+            receipt_id = _filed_without_callback(r, 260)
+            await r.restart_service()
+            assert [c.number for c in r.peer.originates] == [LEADER]
+            (esc,) = r.escalations()
+            assert esc.receipt_ids == [receipt_id] and esc.state == "acknowledged"
+            await r.restart_service()
+            await r.after(60)
+            assert len(r.peer.originates) == 1, "paged once"
+
+    run(scenario)
+
+
+def test_a_receipt_filed_by_hand_while_running_is_paged_by_the_sweep(tmp_path: Path, database: Database) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ACK}) as r:
+            await r.after(1)
+            receipt_id = _filed_without_callback(r, 261)
+            await r.after(15)
+            (esc,) = r.escalations()
+            assert esc.receipt_ids == [receipt_id] and len(r.peer.originates) == 1
+
+    run(scenario)
+
+
+def test_a_day_notice_is_mailed_once_across_sweeps_and_restarts(tmp_path: Path, database: Database) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ACK}) as r:
+            r.clock.set(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # Tuesday 10:00
+            receipt_id = await r.urgent(262)  # the fast path
+            await r.after(15)  # and the sweep
+            await r.restart_service()  # and a restart
+            await r.after(15)
+            (mail,) = _mails(r)
+            assert mail.receipt_ids == [receipt_id] and mail.dedupe_key == f"receipt:{receipt_id}"
+            assert r.peer.originates == []
+
+    run(scenario)
+
+
+# -- a database held locked ----------------------------------------------------------------------
+
+
+def test_a_locked_database_does_not_stall_the_press_1_dialog(tmp_path: Path, database: Database) -> None:
+    """Another connection holds BEGIN IMMEDIATE: the pager's worker waits, the FastAGI side answers."""
+    import sqlite3
+    import threading
+
+    path = database.url.removeprefix("sqlite:///")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(120)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ONLY}, serve_agi=True) as r:
+            await r.urgent(270)
+            (call,) = r.peer.originates
+            channel = r.escalations()[0].attempts[0].channel or ""
+            second = r.receipt(271)
+            locker = threading.Thread(target=hold_lock)
+            locker.start()
+            try:
+                await asyncio.to_thread(held.wait, 30)
+                await r.service.on_urgent_receipt(second)  # the worker now waits for the lock
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(r.service.idle()), 0.5)
+                pbx = FakeAsterisk(["1"], call.variables, env={"agi_channel": channel})
+                await asyncio.wait_for(asyncio.to_thread(_dial_fastagi, _agi_port(call), pbx), 25)
+                assert [e.split(",")[2] for e in pbx.user_events] == ["Digit: 1"], "answered while locked"
+                assert pbx.played, "the page was spoken (the text of the dial: the database could not be read)"
+            finally:
+                release.set()
+                await asyncio.to_thread(locker.join, 30)
+            await r.settle()
+            (esc,) = r.escalations()
+            assert esc.state == "acknowledged" and esc.receipt_ids == [esc.receipt_ids[0], second]
+
+    run(scenario)
+
+
+@pytest.mark.ocr
+def test_dutygw_fax_ingest_in_another_process_is_handed_to_the_running_pager(
+        tmp_path: Path, database: Database) -> None:
+    """``dutygw fax ingest`` files with no callback to the daemon: the pager's sweep finds the receipt."""
+    import subprocess
+    import sys
+
+    from gateway.clock import SystemClock
+    from gateway.paging.calendar import shift_at
+
+    config_file = tmp_path / "dutygw.toml"
+    config_file.write_text(f'[duty]\nnumbers = ["02787654321"]\nextensions = ["8001"]\n'
+                           f'room_phone = "027-87654321"\n\n[paths]\ndata_dir = "{tmp_path}"\n', encoding="utf-8")
+
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: ANSWER_ACK}) as r:
+            r.clock.set(SystemClock().now())  # the CLI stamps its decision with the real clock
+            done = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "gateway.cli", "-c", str(config_file), "fax", "ingest",
+                                 str(FAX_FIXTURES / "fax_012.tif")],
+                capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert done.returncode == 0, done.stderr
+            with r.db.session() as session:
+                (receipt,) = session.scalars(select(Receipt)).all()
+                assert receipt.is_urgent and receipt.urgency_decided_at is not None
+                receipt_id = receipt.id
+            r.clock.set(SystemClock().now())
+            await r.after(15)
+            night = shift_at(r.clock.now(), r.config.calendar, r.config.zone).off_hours
+            mails = [m for m in _mails(r) if receipt_id in m.receipt_ids]
+            if night:
+                (esc,) = r.escalations()
+                assert esc.receipt_ids == [receipt_id] and len(r.peer.originates) == 1
+                assert r.peer.originates[0].number == DIRECTOR, "no roster for today: the director is first"
+            else:
+                assert len(mails) == 1 and r.peer.originates == []
+            await r.after(15)
+            assert len([m for m in _mails(r) if receipt_id in m.receipt_ids]) == len(mails), "handled once"
+
+    run(scenario, timeout=900)

@@ -37,7 +37,9 @@ ANSWER_NO_KEY = "answer_no_key"
 NO_ANSWER = "no_answer"
 BUSY = "busy"
 UNREACHABLE = "unreachable"
-BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY, UNREACHABLE)
+ANSWER_ONLY = "answer_only"
+"""Answered: the story up to ``OriginateResponse`` Reason 4; the dialog is left to a FastAGI test."""
+BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY, UNREACHABLE, ANSWER_ONLY)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,11 @@ class AmiPeer:
         """Seconds of real time per recorded second between events (0: as fast as possible)."""
         self.now = now
         self.originates: list[Originated] = []
+        self.refused: list[Originated] = []
         self.holding = False
+        self.refusing = ""
+        """When set, every Originate is answered ``Response: Error`` with this ``Message`` (as
+        Asterisk answers one it cannot queue, e.g. ``Permission denied``) and nothing is dialled."""
         """While set, calls are queued but their events held back (``release`` / ``discard_held``)."""
         self._held: list[tuple[_Call, tuple[AmiMessage, ...]]] = []
         self._sessions: set[asyncio.StreamWriter] = set()
@@ -186,6 +192,11 @@ class AmiPeer:
 
     def _originate(self, action: AmiMessage, writer: asyncio.StreamWriter) -> None:
         request = _request(action, self.behaviours, self.default)
+        if self.refusing:
+            self.refused.append(request)
+            writer.write(format_message(AmiMessage.of(Response="Error", ActionID=request.action_id,
+                                                      Message=self.refusing)))
+            return
         self.originates.append(request)
         writer.write(format_message(_with(self.ack_story.queued, ActionID=request.action_id)))
         number = next(self._ids)
@@ -219,6 +230,10 @@ class AmiPeer:
             return busy_events(self.noanswer_story.events, self.ack_story.events)
         if behaviour == UNREACHABLE:
             return unreachable_events(self.noanswer_story.events, self.ack_story.events)
+        if behaviour == ANSWER_ONLY:
+            events = self.ack_story.events
+            answered = next(i for i, m in enumerate(events) if m.event == "OriginateResponse")
+            return events[:answered + 1]
         return self.noanswer_story.events
 
     async def _play(self, call: _Call, script: Sequence[AmiMessage]) -> None:

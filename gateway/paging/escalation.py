@@ -17,7 +17,11 @@ The rules, as the duty room runs them:
   ``coalesce_seconds`` of its opening start a new one whose first call waits for the end
   of that window, so a burst of faxes rings a leader at most twice, not once per fax;
 * a call whose result never came (the gateway restarted meanwhile) counts as no answer
-  once the ring timeout plus a margin has passed; nobody is rung twice for one attempt.
+  once the ring timeout plus a margin has passed; nobody is rung twice for one attempt;
+* a call that cannot be placed at all (AMI down, ``Originate`` refused) is the PBX's
+  fault, not the callee's: the attempt stays planned and is tried again, and the first
+  such failure of an escalation mails the secretariat at once (``FallBack``), so an
+  urgent fax is never left with nobody told.
 """
 
 from __future__ import annotations
@@ -101,6 +105,8 @@ class Attempt:
     """planned → sent → answered → acknowledged | not_acknowledged; or no_answer | busy | failed."""
     channel: str | None = None
     detail: str | None = None
+    page_token: str | None = None
+    """The unguessable PAGE_ID the call carries (made by the pager, not here: the engine is pure)."""
 
     @property
     def active(self) -> bool:
@@ -124,6 +130,8 @@ class Escalation:
     acknowledged_number: str | None = None
     deadline_met: bool | None = None
     closed_at: datetime | None = None
+    fallback_at: datetime | None = None
+    """When the secretariat was mailed because the chain could not be placed."""
 
     @property
     def is_open(self) -> bool:
@@ -189,11 +197,21 @@ class Acknowledged:
 
 
 @dataclass(frozen=True)
+class PlaceFailed:
+    """The call for ``key`` could not be placed (AMI down, ``Response: Error``); try at ``retry_at``."""
+
+    key: str
+    at: datetime
+    detail: str
+    retry_at: datetime
+
+
+@dataclass(frozen=True)
 class Tick:
     now: datetime
 
 
-Event = UrgentReceipt | OriginateSent | OriginateResult | DialEnded | CallEnded | Acknowledged | Tick
+Event = UrgentReceipt | OriginateSent | OriginateResult | DialEnded | CallEnded | Acknowledged | PlaceFailed | Tick
 
 # ---------------------------------------------------------------------------- actions
 
@@ -225,7 +243,17 @@ class CloseEscalation:
     acknowledged_by: str | None = None
 
 
-Action = PlaceCall | RecordAttemptResult | CloseEscalation
+@dataclass(frozen=True)
+class FallBack:
+    """Mail the secretariat now: the chain cannot be placed (the calls keep being retried)."""
+
+    escalation_id: int
+    receipt_ids: tuple[int, ...]
+    detail: str
+    at: datetime
+
+
+Action = PlaceCall | RecordAttemptResult | CloseEscalation | FallBack
 Step = tuple[Escalation, list[Action]]
 
 # ---------------------------------------------------------------------------- routing
@@ -289,6 +317,8 @@ def handle(escalation: Escalation, event: Event, rules: Rules) -> Step:
         return _join(escalation, event), []
     if isinstance(event, Acknowledged):
         return _acknowledge(escalation, event, rules)
+    if isinstance(event, PlaceFailed):
+        return _place_failed(escalation, event)
     attempt = escalation.attempt(event.key)
     if attempt is None or not attempt.active:
         return escalation, []
@@ -300,6 +330,22 @@ def handle(escalation: Escalation, event: Event, rules: Rules) -> Step:
         escalation, more = _advance(escalation, event.at, rules)
         actions += more
     return escalation, actions
+
+
+def _place_failed(escalation: Escalation, event: PlaceFailed) -> Step:
+    """The attempt stays planned, due again at ``retry_at``, and the secretariat is told.
+
+    ``FallBack`` comes with every failure; the notice is keyed by the escalation and its
+    receipts, so it is mailed once per set of receipts however often the placing fails.
+    """
+    attempt = escalation.attempt(event.key)
+    if attempt is None or attempt.result != "planned":
+        return escalation, []
+    retried = dataclasses.replace(attempt, due_at=max(attempt.due_at, event.retry_at), detail=event.detail)
+    escalation = _replace_attempt(escalation, retried)
+    if escalation.fallback_at is None:
+        escalation = dataclasses.replace(escalation, fallback_at=event.at)
+    return escalation, [FallBack(escalation.id, escalation.receipt_ids, event.detail, event.at)]
 
 
 def _join(escalation: Escalation, event: UrgentReceipt) -> Escalation:
@@ -442,6 +488,14 @@ def _earliest(escalation: Escalation, try_no: int, rules: Rules) -> datetime:
     last = escalation.attempts[-1]
     started = last.sent_at or last.planned_at
     return max(floor, started + rules.attempt_interval)
+
+
+def with_page_token(escalation: Escalation, key: str, token: str) -> Escalation:
+    """The escalation with ``token`` given to attempt ``key`` (the pager makes tokens; a set one stays)."""
+    attempt = escalation.attempt(key)
+    if attempt is None or attempt.page_token:
+        return escalation
+    return _replace_attempt(escalation, dataclasses.replace(attempt, page_token=token))
 
 
 def _replace_attempt(escalation: Escalation, attempt: Attempt) -> Escalation:

@@ -5,7 +5,11 @@
 
 The row is written first, so a notice survives a restart or a relay that is down; a
 failed send stays ``pending`` with ``tries`` and ``last_error`` updated and is tried
-again ``retry_minutes`` later. smtplib blocks, so each send runs in a worker thread.
+again ``retry_minutes`` later. A notice queued with a ``key`` is queued once: the same
+key again (a sweep after a crash, a second fallback) finds the row and adds nothing.
+smtplib blocks, so each send runs in a worker thread, and every unit of database work
+runs through ``db.run`` (never a session on the event loop). The relay may require
+STARTTLS and AUTH (``[mail] starttls``, ``username``, ``password``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -40,10 +45,30 @@ DIGEST_GRACE = timedelta(minutes=15)
 """How long a digest waits for faxes of its shift still being read."""
 
 
+def receipt_notice_key(receipt_id: int) -> str:
+    """The one immediate notice of a receipt (day shift, or paging switched off)."""
+    return f"receipt:{receipt_id}"
+
+
+def escalation_notice_key(escalation_id: int, receipt_ids: Sequence[int]) -> str:
+    """The secretariat's notice for an escalation nobody could be reached for, per set of receipts."""
+    return f"escalation:{escalation_id}:" + ",".join(str(r) for r in sorted(set(receipt_ids)))
+
+
+def queued_with_key(session: Session, key: str) -> OutboundMail | None:
+    return session.scalar(select(OutboundMail).where(OutboundMail.dedupe_key == key).limit(1))
+
+
 def queue_mail(session: Session, notice: MailNotice, recipients: Sequence[str], now: datetime,
-               due_at: datetime | None = None) -> OutboundMail:
-    """Add the notice as a pending row (in the caller's transaction); sent when due."""
+               due_at: datetime | None = None, key: str | None = None) -> OutboundMail:
+    """Add the notice as a pending row (in the caller's transaction); sent when due.
+
+    With ``key``, a notice already queued under it is returned instead of a second row.
+    """
+    if key is not None and (existing := queued_with_key(session, key)) is not None:
+        return existing
     row = OutboundMail(
+        dedupe_key=key,
         kind=notice.kind, created_at=now, due_at=due_at or now, recipients=list(recipients),
         subject=notice.subject, body=notice.body, receipt_ids=list(notice.receipt_ids),
         attachments=[{"path": a.path, "filename": a.filename, "content_type": a.content_type}
@@ -58,11 +83,14 @@ def queue_mail(session: Session, notice: MailNotice, recipients: Sequence[str], 
 
 
 def queue_urgent_notice(session: Session, receipts: Sequence[Receipt], config: Config, now: datetime,
-                        shift_key: str | None = None) -> OutboundMail:
-    """The immediate mail to the secretariat for urgent faxes (day shift, or paging switched off)."""
+                        shift_key: str | None = None, key: str | None = None) -> OutboundMail:
+    """The immediate mail to the secretariat for urgent faxes (day shift, paging off, or nobody
+    reachable); ``key`` defaults to the receipt's own when there is one receipt."""
+    if key is None and len(receipts) == 1:
+        key = receipt_notice_key(receipts[0].id)
     notice = urgent_notice_mail(receipts, room_name=config.duty.room_name, room_phone=config.duty.room_phone,
                                 tz=config.zone, shift_key=shift_key)
-    return queue_mail(session, notice, config.mail.secretariat, now)
+    return queue_mail(session, notice, config.mail.secretariat, now, key=key)
 
 
 def queue_due_digests(session: Session, config: Config, now: datetime,
@@ -135,6 +163,20 @@ def build_message(row: OutboundMail, sender: str) -> EmailMessage:
 MessageBuilder = Callable[[OutboundMail, str], EmailMessage]
 
 
+def secure_session(smtp: smtplib.SMTP, config: MailConfig) -> None:
+    """STARTTLS (certificate checked against ``ca_file`` or the system's CAs), then AUTH.
+
+    A password is never sent over a connection that is not encrypted.
+    """
+    if config.starttls:
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        smtp.starttls(context=context)
+    if config.username:
+        if not config.starttls:
+            raise ValueError("[mail] username is set but starttls is off: the password would go in clear")
+        smtp.login(config.username, config.password)
+
+
 class Mailer:
     """Sends the due rows of the queue; ``builders`` give some kinds (``report``) a richer form."""
 
@@ -146,26 +188,25 @@ class Mailer:
     async def send_due(self) -> int:
         """Try every pending mail that is due; returns how many went out."""
         sent = 0
-        for row_id in self._due_ids():
+        for row_id in await self._db.run(self._due_ids, self._clock.now()):
             sent += await self._send_one(row_id)
         return sent
 
-    def _due_ids(self) -> list[int]:
-        now = self._clock.now()
+    def _due_ids(self, now: datetime) -> list[int]:
         with self._db.session() as s:
             query = select(OutboundMail.id).where(OutboundMail.state == "pending", OutboundMail.due_at <= now)
             return list(s.scalars(query.order_by(OutboundMail.due_at, OutboundMail.id)))
 
     async def _send_one(self, row_id: int) -> int:
         try:
-            message, recipients = self._message(row_id)
+            message, recipients = await self._db.run(self._message, row_id)
             refused = await asyncio.to_thread(self._deliver, message, recipients)
         except (OSError, ValueError, smtplib.SMTPException) as exc:
-            self._record(row_id, error=f"{type(exc).__name__}: {exc}")
+            await self._db.run(self._record, row_id, self._clock.now(), error=f"{type(exc).__name__}: {exc}")
             return 0
         if refused:  # the others got it; a resend would duplicate it for them
             log.warning("mail %d: relay refused %s", row_id, ", ".join(f"{r} ({c})" for r, (c, _) in refused.items()))
-        self._record(row_id, error=None)
+        await self._db.run(self._record, row_id, self._clock.now(), error=None)
         return 1
 
     def _message(self, row_id: int) -> tuple[EmailMessage, list[str]]:
@@ -175,12 +216,12 @@ class Mailer:
             return build(row, self._config.sender), list(row.recipients)
 
     def _deliver(self, message: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
-        host, port = self._config.relay_host, self._config.relay_port
-        with smtplib.SMTP(host, port, timeout=SEND_TIMEOUT_SECONDS) as smtp:
-            return smtp.send_message(message, from_addr=self._config.sender, to_addrs=recipients)
+        config = self._config
+        with smtplib.SMTP(config.relay_host, config.relay_port, timeout=SEND_TIMEOUT_SECONDS) as smtp:
+            secure_session(smtp, config)
+            return smtp.send_message(message, from_addr=config.sender, to_addrs=recipients)
 
-    def _record(self, row_id: int, *, error: str | None) -> None:
-        now = self._clock.now()
+    def _record(self, row_id: int, now: datetime, *, error: str | None) -> None:
         with self._db.session() as s:
             row = s.get_one(OutboundMail, row_id)
             row.tries += 1
@@ -224,15 +265,15 @@ class MailService:
             await self._task
             self._task = None
 
-    def _queue_digests(self) -> None:
+    def _queue_digests(self, now: datetime) -> None:
         with self._db.session() as s:
-            for row in queue_due_digests(s, self._config, self._clock.now()):
+            for row in queue_due_digests(s, self._config, now):
                 log.info("digest of shift %s queued (%d faxes)", row.shift_key, len(row.receipt_ids))
 
     async def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._queue_digests()
+                await self._db.run(self._queue_digests, self._clock.now())
                 await self.mailer.send_due()
             except Exception:  # a database hiccup must not end the loop; the rows stay queued
                 log.exception("mail pass failed; trying again in %.0f s", self._interval)

@@ -2,39 +2,54 @@
 
 The edges of the escalation engine: it asks E1's policy whether to page, keeps every
 escalation in the database, turns AMI events (``OriginateResponse`` by ActionID,
-``UserEvent PageAck`` by PageID, ``DialEnd BUSY`` / ``Hangup`` on the originated
+``UserEvent PageAck`` by page token, ``DialEnd BUSY`` / ``Hangup`` on the originated
 channel) into engine events, and carries out the engine's actions.
 
 It also runs the FastAGI server the dialplan's ``PAGE_AGI`` points at (unless
-``[paging] agi_url = "local"``) and renders each page's speech while the phone rings.
+``[paging] agi_url = "local"``) and tells it which sessions are real: a session is
+served only for a live attempt's page token (``secrets.token_urlsafe``, made per attempt
+and stored with it), on a channel this gateway's own Originate created (as the AMI
+events ``VarSet PAGE_ID`` and ``OriginateResponse`` showed it). The text the call speaks
+is built from the receipts when the call is answered, so it says the best reading of
+the fax at that moment; it is never taken from the AGI peer.
 
 Every input goes through one queue and one worker, so events are applied one at a time
-in arrival order and no lock is needed. An attempt row is committed (``planned``, with
-its ActionID) before its Originate leaves; after a restart ``start`` resumes open
-escalations: planned-but-unsent calls are placed, and calls sent without a result count
-as no answer once the ring timeout plus a margin has passed. Nobody is called twice for
-one attempt. (Were the gateway to die in the instant between the Originate leaving and
-its "queued" reply being recorded, the attempt would be placed again on restart: the
-only window, and it is milliseconds wide.)
+in arrival order and no lock is needed. Database work runs through ``db.run``, never on
+the event loop, so a database held locked slows the worker and never the AMI reader or
+the FastAGI server. An attempt row is committed (``planned``, with its ActionID and
+token) before its Originate leaves; after a restart ``start`` resumes open escalations:
+planned-but-unsent calls are placed, and calls sent without a result count as no answer
+once the ring timeout plus a margin has passed. Nobody is called twice for one attempt.
+(Were the gateway to die in the instant between the Originate leaving and its "queued"
+reply being recorded, the attempt would be placed again on restart: the only window, and
+it is milliseconds wide.)
+
+A call that cannot be placed (AMI down, ``Originate`` refused) stays planned and is
+tried again; the secretariat is mailed at once and an error is logged. The hand-off from
+the fax intake is durable: besides the in-memory callback (the fast path), a sweep at
+start and every ``sweep_seconds`` picks up every recent receipt that should have been
+paged or mailed and was not (``dutygw fax ingest``, a crash between decision and page).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.paging import escalation as engine
-from gateway.paging.agi import FastAgiServer, PageAck, encode_page_text
+from gateway.paging.agi import FastAgiServer, LivePage, PageAck, encode_page_text
 from gateway.paging.calendar import Shift, shift_at
 from gateway.paging.escalation import (
     Acknowledged,
@@ -45,24 +60,34 @@ from gateway.paging.escalation import (
     OriginateSent,
     Person,
     PlaceCall,
+    PlaceFailed,
     Rules,
     Tick,
     UrgentReceipt,
 )
-from gateway.paging.mailer import queue_urgent_notice
-from gateway.paging.notices import spoken_page_text
+from gateway.paging.mailer import escalation_notice_key, queue_urgent_notice, queued_with_key, receipt_notice_key
+from gateway.paging.notices import URGENT_NOTICE, spoken_page_text
 from gateway.paging.policy import ReceiptFacts, chain_as_json, decide, resolve_chain
 from gateway.paging.roster import on_duty
 from gateway.paging.speech import Speech
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation as EscalationRow
-from storage.paging import PageAttempt
+from storage.paging import OutboundMail, PageAttempt
 
 log = logging.getLogger("dutygw.paging")
 
 RECENT = timedelta(days=1)
 """How far back a receipt is looked for in earlier escalations (a re-read fax, a restart)."""
+SWEEP_SECONDS = 15.0
+"""How often (clock time) the database is swept for urgent receipts nobody handed over."""
+SWEEP_GRACE = timedelta(seconds=5)
+"""A periodic sweep leaves a decision this fresh to the fast path (its callback may be queued)."""
+REFUSED_RETRY = timedelta(seconds=30)
+"""How long after a refused ``Originate`` the call is tried again."""
+AGI_WAIT_SECONDS = 3.0
+"""How long a FastAGI session waits for the AMI events that prove its channel is ours."""
+TOKEN_BYTES = 18
 
 
 class AmiSender(Protocol):
@@ -85,16 +110,26 @@ class _Resume:
 
 
 @dataclass(frozen=True)
+class _Sweep:
+    pass
+
+
+@dataclass(frozen=True)
 class _Join:
     escalation_id: int
     event: UrgentReceipt
+
+
+def new_page_token() -> str:
+    """A PAGE_ID nobody can guess (144 random bits, URL-safe: fits a channel variable)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 class PagingService:
     def __init__(self, config: Config, db: Database, clock: Clock, ami: AmiSender, *,
                  speech: Speech | None = None, on_mail_queued: Callable[[], None] | None = None,
                  on_originate: Callable[[str, datetime], None] | None = None, tick_seconds: float = 1.0,
-                 serve_agi: bool = True) -> None:
+                 serve_agi: bool = True, sweep_seconds: float = SWEEP_SECONDS) -> None:
         self.config = config
         self.db = db
         self.clock = clock
@@ -106,29 +141,38 @@ class PagingService:
         self.on_originate = on_originate
         """Called with (ActionID, when) as each Originate leaves; for the latency benchmark."""
         self.tick_seconds = tick_seconds
+        self.sweep_interval = timedelta(seconds=sweep_seconds)
         self.rules = Rules.from_config(config.paging)
         self._open: dict[int, Escalation] = {}
         self._keys: dict[str, int] = {}
+        self._tokens: dict[str, str] = {}
+        """Page token → attempt key, for live attempts only."""
         self._channels: dict[str, str] = {}
+        self._seen: dict[str, set[str]] = {}
+        """Attempt key → the channel names and unique ids AMI showed for its call."""
+        self._seen_changed = asyncio.Event()
+        self._placed_text: dict[str, str] = {}
+        self._unplaced: set[str] = set()
+        self._finished: deque[str] = deque(maxlen=256)
+        """Tokens of attempts just over: their late PageAck echoes are expected, not suspicious."""
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._unsent_warned: set[str] = set()
         self._agi: FastAgiServer | None = None
         self._agi_port = config.paging.agi_port
         self._prerendering: set[asyncio.Task[str]] = set()
+        self._next_sweep: datetime | None = None
 
     # -- lifecycle and inputs -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the open escalations and resume them; then run the worker and the timer."""
-        with self.db.session() as session:
-            rows = session.scalars(select(EscalationRow).where(EscalationRow.state == "open")).all()
-            for row in rows:
-                self._remember(escalation_value(row))
+        """Load the open escalations and resume them; sweep; then run the worker and the timer."""
+        for value in await self.db.run(_load_open, self.db):
+            self._remember(value)
         if self._open:
             log.info("resuming %d open escalation(s)", len(self._open))
         await self._start_agi()
         self._inbox.put_nowait(_Resume())
+        self._inbox.put_nowait(_Sweep())
         self._tasks = [asyncio.create_task(self._work(), name="paging"),
                        asyncio.create_task(self._tick_forever(), name="paging-timer")]
 
@@ -145,7 +189,7 @@ class PagingService:
         if not self.serve_agi or self.speech is None:
             return
         server = FastAgiServer(self.config.paging.agi_host, self.config.paging.agi_port, self.speech, self.clock,
-                               on_ack=self.on_page_ack)
+                               authorise=self.authorise, on_ack=self.on_page_ack)
         try:
             self._agi_port = await server.start()
         except OSError as exc:
@@ -167,7 +211,18 @@ class PagingService:
 
     def on_page_ack(self, ack: PageAck) -> None:
         """A round of the FastAGI dialog (the same news also arrives as a UserEvent)."""
-        self._inbox.put_nowait(Acknowledged(ack.page_id, ack.digit, ack.number, ack.at or self.clock.now()))
+        key = self._page_key(ack.page_id, "FastAGI PageAck")
+        if key is None:
+            return
+        self._inbox.put_nowait(Acknowledged(key, ack.digit, ack.number, ack.at or self.clock.now()))
+
+    def _page_key(self, token: str, source: str) -> str | None:
+        """The live attempt a page token belongs to; a finished one is quietly ignored."""
+        key = self._tokens.get(token)
+        if key is None:
+            level = logging.DEBUG if token in self._finished else logging.WARNING
+            log.log(level, "%s with an unknown or finished page id ignored", source)
+        return key
 
     async def tick(self) -> None:
         """Let time act now (tests move a FixedClock and call this)."""
@@ -181,6 +236,50 @@ class PagingService:
     def escalations(self) -> list[Escalation]:
         """The open escalations as the engine sees them (immutable values)."""
         return list(self._open.values())
+
+    # -- the FastAGI side -------------------------------------------------------------------
+
+    async def authorise(self, token: str, channel: str, uniqueid: str) -> LivePage | None:
+        """The page a FastAGI session may run, or None: a live attempt's token, on our own channel.
+
+        The AMI events naming the channel normally precede the AGI (the dialplan answers and
+        waits first); a session that arrives before them waits up to ``AGI_WAIT_SECONDS``.
+        """
+        key = self._tokens.get(token) if token else None
+        if key is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + AGI_WAIT_SECONDS
+        while not self._is_our_channel(key, channel, uniqueid):
+            remaining = deadline - loop.time()
+            if remaining <= 0 or key not in self._seen:
+                return None
+            try:
+                await asyncio.wait_for(self._seen_changed.wait(), remaining)
+            except TimeoutError:
+                return None
+        attempt = self._attempt(key)
+        if attempt is None or attempt.result not in ("sent", "answered"):
+            return None
+        return LivePage(token, attempt.person.number, await self._answer_text(attempt))
+
+    def _is_our_channel(self, key: str, channel: str, uniqueid: str) -> bool:
+        seen = self._seen.get(key, set())
+        return bool((channel and channel in seen) or (uniqueid and uniqueid in seen))
+
+    def _attempt(self, key: str) -> engine.Attempt | None:
+        escalation_id = self._keys.get(key)
+        escalation = self._open.get(escalation_id) if escalation_id is not None else None
+        return escalation.attempt(key) if escalation is not None else None
+
+    async def _answer_text(self, attempt: engine.Attempt) -> str:
+        """The page as the receipts read now; the text of when it was dialled if the database lags."""
+        try:
+            return await asyncio.wait_for(self.db.run(self._spoken_text, attempt.receipt_ids), AGI_WAIT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - a locked or failing database must not silence the call
+            log.warning("page %s: reading the receipts at answer failed (%s); speaking the text of the dial",
+                        attempt.key, type(exc).__name__)
+            return self._placed_text.get(attempt.key, "")
 
     # -- the worker -----------------------------------------------------------------------
 
@@ -207,9 +306,13 @@ class PagingService:
         elif isinstance(item, _Resume):
             for escalation in list(self._open.values()):
                 await self._apply(escalation, *engine.resume(escalation, self.clock.now(), self.rules))
+        elif isinstance(item, _Sweep):
+            await self._sweep()
         elif isinstance(item, Tick):
             for escalation in list(self._open.values()):
                 await self._step(escalation, item)
+            if self._next_sweep is None or item.now >= self._next_sweep:
+                await self._sweep(grace=SWEEP_GRACE)
         else:
             escalation_id = self._keys.get(str(getattr(item, "key", None) or getattr(item, "page_id", "")))
             if escalation_id is not None and escalation_id in self._open:
@@ -219,73 +322,112 @@ class PagingService:
         await self._apply(escalation, *engine.handle(escalation, event, self.rules))  # type: ignore[arg-type]
 
     async def _apply(self, before: Escalation | None, after: Escalation, actions: Sequence[object]) -> None:
-        """Commit the new state first, then act: a planned attempt is on disk before it is dialled."""
+        """Commit the new state first, then act: a planned attempt (and its token) is on disk
+        before it is dialled."""
+        after = _with_tokens(after, actions)
         if after != before:
-            with self.db.session() as session:
-                store_escalation(session, after)
+            await self.db.run(_store, self.db, after)
             self._remember(after)
         for action in actions:
             if isinstance(action, engine.RecordAttemptResult):
                 log.info("page %s: %s", action.key, action.result)
             elif isinstance(action, engine.CloseEscalation):
-                self._close(action, after)
+                await self._close(action, after)
+            elif isinstance(action, engine.FallBack):
+                await self._fall_back(action)
             elif isinstance(action, PlaceCall):
-                await self._place(action)
+                await self._place(action, after)
 
     def _remember(self, escalation: Escalation) -> None:
         if escalation.is_open:
             self._open[escalation.id] = escalation
             for attempt in escalation.attempts:
                 self._keys[attempt.key] = escalation.id
+                if attempt.page_token and attempt.active:
+                    self._tokens[attempt.page_token] = attempt.key
+                elif attempt.page_token:
+                    self._forget_attempt(attempt)
         else:
             self._open.pop(escalation.id, None)
+            for attempt in escalation.attempts:
+                self._forget_attempt(attempt)
 
-    def _close(self, action: engine.CloseEscalation, escalation: Escalation) -> None:
+    def _forget_attempt(self, attempt: engine.Attempt) -> None:
+        if attempt.page_token and self._tokens.pop(attempt.page_token, None) is not None:
+            self._finished.append(attempt.page_token)
+        self._seen.pop(attempt.key, None)
+        self._placed_text.pop(attempt.key, None)
+        self._unplaced.discard(attempt.key)
+
+    async def _close(self, action: engine.CloseEscalation, escalation: Escalation) -> None:
         if action.state == "acknowledged":
             log.info("escalation %d acknowledged by %s; deadline %s", action.escalation_id, action.acknowledged_by,
                      "met" if action.deadline_met else "MISSED")
         else:
             log.error("escalation %d %s: nobody acknowledged; mailing the secretariat instead",
                       action.escalation_id, action.state)
-            self._mail_instead(escalation)
+            await self._mail_secretariat(escalation.id, escalation.receipt_ids)
         for key in [k for k, e in self._keys.items() if e == action.escalation_id]:
             del self._keys[key]
 
-    def _mail_instead(self, escalation: Escalation) -> None:
-        """Nobody pressed 1: the urgent notice goes to the secretariat, so it is read at the latest
-        when the office opens (E1's notice builder redacts classified faxes)."""
-        with self.db.session() as session:
-            receipts = session.scalars(select(Receipt).where(Receipt.id.in_(escalation.receipt_ids))
-                                       .order_by(Receipt.id)).all()
-            if receipts:
-                queue_urgent_notice(session, receipts, self.config, self.clock.now())
-        if receipts and self.on_mail_queued is not None:
+    async def _fall_back(self, action: engine.FallBack) -> None:
+        """The chain cannot be placed: the secretariat hears now, and the calls go on being tried."""
+        if await self._mail_secretariat(action.escalation_id, action.receipt_ids):
+            log.error("escalation %d: the page cannot be placed (%s); the secretariat is mailed now and the "
+                      "calls keep being retried", action.escalation_id, action.detail)
+
+    async def _mail_secretariat(self, escalation_id: int, receipt_ids: Sequence[int]) -> bool:
+        """Queue the urgent notice (once per escalation and set of receipts); True if it is new.
+
+        E1's notice builder redacts classified faxes."""
+        queued = await self.db.run(self._queue_escalation_notice, escalation_id, tuple(receipt_ids),
+                                   self.clock.now())
+        if queued and self.on_mail_queued is not None:
             self.on_mail_queued()
+        return queued
+
+    def _queue_escalation_notice(self, escalation_id: int, receipt_ids: tuple[int, ...], now: datetime) -> bool:
+        key = escalation_notice_key(escalation_id, receipt_ids)
+        with self.db.session() as session:
+            if queued_with_key(session, key) is not None:
+                return False
+            receipts = session.scalars(select(Receipt).where(Receipt.id.in_(receipt_ids)).order_by(Receipt.id)).all()
+            if not receipts:
+                return False
+            queue_urgent_notice(session, receipts, self.config, now, key=key)
+            return True
 
     # -- urgent receipts --------------------------------------------------------------------
 
     async def _receipt(self, receipt_id: int) -> None:
-        now = self.clock.now()
+        notified, page = await self.db.run(self._receipt_work, receipt_id, self.clock.now(), frozenset(self._open))
+        if notified and self.on_mail_queued is not None:
+            self.on_mail_queued()
+        if isinstance(page, _Join):
+            if page.escalation_id in self._open:
+                await self._step(self._open[page.escalation_id], page.event)
+        elif page is not None:
+            await self._apply(None, *page)
+
+    def _receipt_work(self, receipt_id: int, now: datetime,
+                      open_ids: frozenset[int]) -> tuple[bool, _Join | engine.Step | None]:
+        """Decide about one receipt; the notice and a new escalation commit together."""
         with self.db.session() as session:
             receipt = session.get(Receipt, receipt_id)
             if receipt is None:
                 log.error("urgent receipt %d not found", receipt_id)
-                return
+                return False, None
             shift = shift_at(now, self.config.calendar, self.config.zone)
             decision = decide(ReceiptFacts.of(receipt), shift, self.config.paging)
             log.info("receipt %s: %s", receipt.receipt_no, "；".join(decision.reasons))
-            if decision.notify_now:
+            notified = decision.notify_now and queued_with_key(session, receipt_notice_key(receipt_id)) is None
+            if notified:
                 queue_urgent_notice(session, [receipt], self.config, now, shift.key)
-            page = self._route(session, receipt_id, now, shift) if decision.page else None
-        if decision.notify_now and self.on_mail_queued is not None:
-            self.on_mail_queued()
-        if isinstance(page, _Join):
-            await self._step(self._open[page.escalation_id], page.event)
-        elif page is not None:
-            await self._apply(None, *page)
+            page = self._route(session, receipt_id, now, shift, open_ids) if decision.page else None
+        return notified, page
 
-    def _route(self, session: Session, receipt_id: int, now: datetime,
-               shift: Shift) -> _Join | engine.Step | None:
+    def _route(self, session: Session, receipt_id: int, now: datetime, shift: Shift,
+               open_ids: frozenset[int]) -> _Join | engine.Step | None:
         """Join the escalation under way (the event to feed it), or open one: its row is
         added to ``session`` and committed with it, before any call is placed."""
         recent = session.scalars(select(EscalationRow).where(EscalationRow.opened_at >= now - RECENT)).all()
@@ -293,7 +435,7 @@ class PagingService:
         log.info("receipt %d: %s", receipt_id, route.reason)
         if route.kind == "ignore":
             return None
-        if route.kind == "join" and route.join in self._open:
+        if route.kind == "join" and route.join in open_ids:
             return _Join(route.join, UrgentReceipt(receipt_id, now))
         members = resolve_chain(self.config.paging, on_duty(session, shift.duty_date, shift.name),
                                 room_number=self.config.duty.room_phone.replace("-", ""))
@@ -304,16 +446,27 @@ class PagingService:
         people = [Person(m.role, m.name, m.number) for m in members]
         return engine.open_escalation(row.id, [receipt_id], people, now, self.rules, route.not_before)
 
+    async def _sweep(self, grace: timedelta = timedelta(0)) -> None:
+        """Hand over every recent receipt that should have been paged or mailed and was not
+        (at start, every one: callbacks from before a restart are gone)."""
+        now = self.clock.now()
+        self._next_sweep = now + self.sweep_interval
+        for receipt_id in await self.db.run(_unhandled_receipts, self.db, now - RECENT, now - grace):
+            log.warning("receipt %d is urgent and was never handed to the pager (filed by hand, or before a "
+                        "restart): handling it now", receipt_id)
+            await self._receipt(receipt_id)
+
     # -- placing a call ---------------------------------------------------------------------
 
-    async def _place(self, call: PlaceCall) -> None:
+    async def _place(self, call: PlaceCall, escalation: Escalation) -> None:
+        attempt = escalation.attempt(call.key)
+        token = attempt.page_token if attempt is not None and attempt.page_token else ""
         if not self.ami.connected.is_set():
-            if call.key not in self._unsent_warned:
-                log.warning("page %s to %s waits: the AMI connection is down", call.key, call.number)
-                self._unsent_warned.add(call.key)
+            await self._not_placed(call, "not placed: the AMI connection is down", self.clock.now())
             return
-        text = self._spoken_text(call.receipt_ids)
-        fields = originate_fields(self.config, call, text, self._agi_port)
+        text = await self.db.run(self._spoken_text, call.receipt_ids)
+        self._placed_text[call.key] = text
+        fields = originate_fields(self.config, call, text, self._agi_port, token)
         sent_at = self.clock.now()
         try:
             response = await self.ami.send_action("Originate", action_id=call.key, **fields)  # type: ignore[arg-type]
@@ -321,18 +474,32 @@ class PagingService:
             log.error("page %s to %s: Originate unconfirmed (%s); waiting for its result", call.key, call.number, exc)
             await self._feed(call.key, OriginateSent(call.key, sent_at))
             return
+        if response.response != "Success":
+            detail = f"Originate refused: {response.get('Message') or response.response}"
+            await self._not_placed(call, detail, self.clock.now() + REFUSED_RETRY)
+            return
+        self._unplaced.discard(call.key)
         if self.on_originate is not None:
             self.on_originate(call.key, sent_at)
         log.info("page %s: calling %s %s (%s), %d receipt(s)", call.key, call.role, call.name, call.number,
                  len(call.receipt_ids))
+        self._seen.setdefault(call.key, set())
         await self._feed(call.key, OriginateSent(call.key, sent_at))
-        if response.response != "Success":
-            detail = f"Originate refused: {response.get('Message') or response.response}"
-            await self._feed(call.key, OriginateResult(call.key, None, None, self.clock.now(), detail))
-        elif self.speech is not None:  # render while it rings, so the page is ready on answer
+        if self.speech is not None:  # render while it rings, so the page is ready on answer
             task = asyncio.create_task(asyncio.to_thread(self.speech.prompt, text))
             self._prerendering.add(task)
             task.add_done_callback(self._prerendering.discard)
+
+    async def _not_placed(self, call: PlaceCall, detail: str, retry_at: datetime) -> None:
+        """Log it (an error the first time), record it on the attempt and fall back to mail."""
+        if call.key not in self._unplaced:
+            log.error("page %s to %s %s cannot be placed: %s; retrying", call.key, call.role, call.number, detail)
+            self._unplaced.add(call.key)
+        elif retry_at <= self.clock.now():
+            return  # AMI still down: the next tick tries again, nothing new to record
+        else:
+            log.warning("page %s still cannot be placed: %s", call.key, detail)
+        await self._feed(call.key, PlaceFailed(call.key, self.clock.now(), detail, retry_at))
 
     async def _feed(self, key: str, event: object) -> None:
         escalation_id = self._keys.get(key)
@@ -352,12 +519,20 @@ class PagingService:
         name = message.event
         now = self.clock.now()
         if name == "VarSet" and message.get("Variable") == "PAGE_ID":
-            if (message.get("Value") or "") in self._keys:
-                self._channels[message.get("Channel") or ""] = message["Value"]
+            key = self._tokens.get(message.get("Value") or "")
+            if key is not None:
+                self._channels[message.get("Channel") or ""] = key
+                self._saw(key, message.get("Channel"), message.get("Uniqueid"))
             return None
         if name == "UserEvent" and message.get("UserEvent") == "PageAck":
-            page_id = message.get("PageID") or ""
-            return Acknowledged(page_id, message.get("Digit") or "", message.get("Number") or None, now)
+            key = self._page_key(message.get("PageID") or "", "UserEvent PageAck")
+            if key is None:
+                return None
+            channel, seen = message.get("Channel") or "", self._seen.get(key)
+            if seen and channel and channel not in seen and message.get("Uniqueid") not in seen:
+                log.warning("UserEvent PageAck from channel %s, not the page's own call: ignored", channel)
+                return None
+            return Acknowledged(key, message.get("Digit") or "", message.get("Number") or None, now)
         if name == "OriginateResponse" and (message.action_id or "") in self._keys:
             return self._originate_response(message, now)
         if name == "DialEnd":
@@ -371,16 +546,67 @@ class PagingService:
             return DialEnded(key, "BUSY", now) if message.get("Cause") == "17" else CallEnded(key, now)
         return None
 
+    def _saw(self, key: str, *names: str | None) -> None:
+        """Names of our own call's channel, as AMI reported them (what a FastAGI session must match)."""
+        known = [n for n in names if n and n != "<unknown>" and "@" not in n]
+        if known:
+            self._seen.setdefault(key, set()).update(known)
+            self._seen_changed.set()
+            self._seen_changed = asyncio.Event()
+
     def _originate_response(self, message: AmiMessage, now: datetime) -> OriginateResult:
         key = message.action_id or ""
         channel = message.get("Channel")
         if channel and "@" not in channel:
             self._channels[channel] = key
+        self._saw(key, channel, message.get("Uniqueid"))
         try:
             reason: int | None = int(message.get("Reason") or "")
         except ValueError:
             reason = None
         return OriginateResult(key, reason, channel, now)
+
+
+# -- database work (run on the database's threads through db.run) --------------------------
+
+
+def _load_open(db: Database) -> list[Escalation]:
+    with db.session() as session:
+        rows = session.scalars(select(EscalationRow).where(EscalationRow.state == "open")).all()
+        return [escalation_value(row) for row in rows]
+
+
+def _store(db: Database, value: Escalation) -> None:
+    with db.session() as session:
+        store_escalation(session, value)
+
+
+def _with_tokens(escalation: Escalation, actions: Sequence[object]) -> Escalation:
+    """Give each attempt about to be dialled its unguessable page id (once: a retry keeps it)."""
+    for action in actions:
+        if isinstance(action, PlaceCall):
+            escalation = engine.with_page_token(escalation, action.key, new_page_token())
+    return escalation
+
+
+def _unhandled_receipts(db: Database, since: datetime, decided_before: datetime) -> list[int]:
+    """Recent receipts decided urgent (or possibly) that no escalation carries and no notice names."""
+    with db.session() as session:
+        candidates = session.scalars(
+            select(Receipt.id).where(Receipt.urgency_decided_at >= since,
+                                     Receipt.urgency_decided_at <= decided_before,
+                                     or_(Receipt.is_urgent.is_(True), Receipt.possibly_urgent.is_(True)))
+            .order_by(Receipt.id)).all()
+        if not candidates:
+            return []
+        handled: set[int] = set()
+        for ids in session.scalars(select(EscalationRow.receipt_ids).where(EscalationRow.opened_at >= since)):
+            handled.update(int(i) for i in ids or [])
+        notices = select(OutboundMail.receipt_ids).where(OutboundMail.kind == URGENT_NOTICE,
+                                                         OutboundMail.created_at >= since)
+        for ids in session.scalars(notices):
+            handled.update(int(i) for i in ids or [])
+        return [r for r in candidates if r not in handled]
 
 
 # -- Originate ------------------------------------------------------------------------------
@@ -394,13 +620,15 @@ def agi_url(config: Config, port: int | None = None) -> str:
     return paging.agi_url or f"agi://{paging.agi_host}:{port or paging.agi_port}/page"
 
 
-def originate_fields(config: Config, call: PlaceCall, text: str,
-                     agi_port: int | None = None) -> dict[str, str | list[str]]:
-    """The Originate into ``[paging] ack``; the text rides along base64-encoded (commas split
-    ``Variable`` values on AMI)."""
+def originate_fields(config: Config, call: PlaceCall, text: str, agi_port: int | None = None,
+                     token: str = "") -> dict[str, str | list[str]]:
+    """The Originate into ``[paging] ack``. ``PAGE_ID`` is the attempt's unguessable token
+    (the ActionID stays between the gateway and AMI); the text rides along base64-encoded
+    (commas split ``Variable`` values on AMI) for the local-AGI mode, which has nothing else
+    to speak from; the FastAGI server never uses it."""
     paging = config.paging
     variables = [
-        f"PAGE_ID={call.key}",
+        f"PAGE_ID={token or call.key}",
         f"PAGE_ATTEMPT={call.key}",
         f"PAGE_ESCALATION={call.escalation_id}",
         f"PAGE_NUMBER={call.number}",
@@ -432,7 +660,7 @@ def escalation_value(row: EscalationRow) -> Escalation:
             key=a.action_id, step=a.step, round=a.round, try_no=a.try_no, person=Person(a.role, a.name, a.number),
             planned_at=a.planned_at, due_at=a.due_at or a.planned_at, receipt_ids=tuple(a.receipt_ids or ()),
             sent_at=a.sent_at, answered_at=a.answered_at, ended_at=a.ended_at, result=a.result,
-            channel=a.channel, detail=a.detail,
+            channel=a.channel, detail=a.detail, page_token=a.page_token,
         )
         for a in row.attempts
     )
@@ -441,6 +669,7 @@ def escalation_value(row: EscalationRow) -> Escalation:
         receipt_ids=tuple(row.receipt_ids or ()), attempts=attempts, state=row.state, not_before=row.not_before,
         acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
         acknowledged_number=row.acknowledged_number, deadline_met=row.deadline_met, closed_at=row.closed_at,
+        fallback_at=row.fallback_at,
     )
 
 
@@ -451,7 +680,7 @@ def store_escalation(session: Session, value: Escalation) -> EscalationRow:
         row = EscalationRow(id=value.id)
         session.add(row)
     for name in ("opened_at", "deadline_at", "state", "not_before", "acknowledged_at", "acknowledged_by",
-                 "acknowledged_number", "deadline_met", "closed_at"):
+                 "acknowledged_number", "deadline_met", "closed_at", "fallback_at"):
         setattr(row, name, getattr(value, name))
     row.receipt_ids = list(value.receipt_ids)
     row.chain = [{"role": p.role, "name": p.name, "number": p.number} for p in value.chain]
@@ -471,6 +700,7 @@ def _copy_attempt(attempt: engine.Attempt, row: PageAttempt) -> None:
     row.planned_at, row.due_at, row.receipt_ids = attempt.planned_at, attempt.due_at, list(attempt.receipt_ids)
     row.sent_at, row.answered_at, row.ended_at = attempt.sent_at, attempt.answered_at, attempt.ended_at
     row.result, row.channel, row.detail = attempt.result, attempt.channel, attempt.detail
+    row.page_token = attempt.page_token
 
 
 # -- wiring for the daemon ----------------------------------------------------------------
