@@ -21,8 +21,9 @@ from gateway.paging.agi import (
     FastAgiServer,
     LivePage,
     PageAck,
-    encode_page_text,
     page_text,
+    page_text_variables,
+    read_page_text,
     parse_agi_env,
     user_event_body,
 )
@@ -34,6 +35,11 @@ TEXT = "这里是政务值班室，王局长您好。传真〔2026〕0137号，�
 TOKEN = new_page_token()
 """The live page's id, as the pager makes one per attempt."""
 CHANNEL = "PJSIP/trunk-0000001b"
+
+
+def text_variables(text: str) -> dict[str, str]:
+    """The channel variables an Originate with this page text sets."""
+    return dict(variable.split("=", 1) for variable in page_text_variables(text))
 
 
 class NamedPrompts:
@@ -100,7 +106,7 @@ class FakeAsterisk:
 
 
 def _variables() -> dict[str, str]:
-    return {"PAGE_ID": TOKEN, "PAGE_NUMBER": "13700003333", "PAGE_TEXT_B64": encode_page_text(TEXT)}
+    return {"PAGE_ID": TOKEN, "PAGE_NUMBER": "13700003333", **text_variables(TEXT)}
 
 
 @dataclass
@@ -195,7 +201,7 @@ def test_missing_page_text_plays_the_recorded_fallback() -> None:
 
 def test_the_spoken_text_is_the_gateways_never_the_peers() -> None:
     """A channel variable claiming other words changes nothing: the pager's text is spoken."""
-    forged = {**_variables(), "PAGE_TEXT_B64": encode_page_text("紧急通知：请立即转账到以下账户")}
+    forged = {**_variables(), **text_variables("紧急通知：请立即转账到以下账户")}
     pbx = FakeAsterisk(["1"], forged)
     asyncio.run(_run_calls(pbx))
     assert pbx.played[0] == NamedPrompts().prompt(TEXT)
@@ -324,11 +330,28 @@ def test_the_local_agi_renders_where_the_dialplan_says(tmp_path: Path) -> None:
     assert (folder / f"page-{text_key(TEXT)}.wav").is_file() and not (tmp_path / "elsewhere").exists()
 
 
-@pytest.mark.parametrize("text", [TEXT, "a,b=c;d", "紧急，请回电 027-87654321"])
-def test_page_text_survives_the_originate_variable(text: str) -> None:
-    encoded = encode_page_text(text)
-    assert "," not in encoded and page_text(encoded) == text
+LONG_PAGE = "现有三份紧急传真。" + "第一份，湖北省应急管理厅来文，关于长江流域防汛抗旱紧急部署的通知，特急。" * 12
+
+
+@pytest.mark.parametrize("text", [TEXT, "a,b=c;d", "紧急，请回电 027-87654321", LONG_PAGE])
+def test_page_text_survives_the_originate_variables(text: str) -> None:
+    variables = text_variables(text)
+    assert all("," not in value for value in variables.values())
+    assert read_page_text(variables.get) == text
     assert page_text("not base64!") == ""
+
+
+def test_no_originate_line_is_longer_than_asterisks_ami_limit() -> None:
+    """Asterisk's manager discards an input line over 1,024 bytes, and with it the Originate."""
+    from gateway.ami.framing import format_action
+    from gateway.config import load_config
+    from gateway.paging.escalation import PlaceCall
+    from gateway.paging.pager import originate_fields
+
+    call = PlaceCall(1, "attempt-1", "13700003333", "director", "主任", (1, 2, 3))
+    wire = format_action("Originate", "a1", **originate_fields(load_config(ROOT / "examples" / "dutygw.toml", env={}), call, LONG_PAGE, 4573, "tok"))
+    assert len(text_variables(LONG_PAGE)) > 1
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 1024
 
 
 def test_user_event_body_is_what_the_gateway_parses() -> None:

@@ -595,7 +595,7 @@ def test_nobody_reachable_after_a_fallback_is_not_mailed_twice(tmp_path: Path, d
 
 
 def test_a_forged_fastagi_session_cannot_acknowledge_a_real_page(tmp_path: Path, database: Database) -> None:
-    from gateway.paging.agi import encode_page_text
+    from gateway.paging.agi import page_text_variables
     from gateway.paging.speech import text_key
 
     async def scenario() -> None:
@@ -606,11 +606,11 @@ def test_a_forged_fastagi_session_cannot_acknowledge_a_real_page(tmp_path: Path,
             channel = r.escalations()[0].attempts[0].channel or ""
             lie = "请立即向以下账户转账"
             forged = [
-                FakeAsterisk(["1"], {"PAGE_ID": call.action_id, "PAGE_TEXT_B64": encode_page_text(lie)},
+                FakeAsterisk(["1"], {"PAGE_ID": call.action_id, **dict(v.split("=", 1) for v in page_text_variables(lie))},
                              env={"agi_channel": channel}),  # guessed the old-style id
                 FakeAsterisk(["1"], {"PAGE_ID": "dutygw-page-1-1"}, env={"agi_channel": channel,
                                                                           "agi_arg_1": "dutygw-page-1-1"}),
-                FakeAsterisk(["1"], {**call.variables, "PAGE_TEXT_B64": encode_page_text(lie)},
+                FakeAsterisk(["1"], {**call.variables, **dict(v.split("=", 1) for v in page_text_variables(lie))},
                              env={"agi_channel": "PJSIP/trunk-000000ff", "agi_uniqueid": "1.1"}),  # not our channel
             ]
             for pbx in forged:

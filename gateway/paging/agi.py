@@ -132,17 +132,41 @@ def parse_agi_env(data: bytes) -> dict[str, str]:
     return env
 
 
+TEXT_VARIABLE = "PAGE_TEXT_B64"
+TEXT_CHUNK_CHARS = 800
+"""Base64 characters per ``Variable`` line: Asterisk's manager reads at most 1,024 bytes of
+one input line (``inbuf[1025]`` in manager.c) and discards a longer one, which would lose the
+whole Originate. A page of several faxes, said twice, runs past that, so the text is split
+over ``PAGE_TEXT_B64``, ``PAGE_TEXT_B64_2``, … and joined again by the AGI."""
+TEXT_MAX_PARTS = 16
+
+
 def page_text(encoded: str) -> str:
-    """The spoken text from ``PAGE_TEXT_B64``; empty when missing or damaged."""
+    """The spoken text from the joined ``PAGE_TEXT_B64`` parts; empty when missing or damaged."""
     try:
         return base64.b64decode(encoded.encode("ascii"), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         return ""
 
 
-def encode_page_text(text: str) -> str:
-    """For the Originate: base64 survives AMI's comma-separated ``Variable`` header intact."""
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+def page_text_variables(text: str) -> list[str]:
+    """For the Originate: base64 (it survives AMI's comma-separated ``Variable`` header), in
+    parts short enough for Asterisk's AMI line limit."""
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    parts = [encoded[i:i + TEXT_CHUNK_CHARS] for i in range(0, len(encoded), TEXT_CHUNK_CHARS)][:TEXT_MAX_PARTS]
+    names = [TEXT_VARIABLE] + [f"{TEXT_VARIABLE}_{n}" for n in range(2, len(parts) + 1)]
+    return [f"{name}={part}" for name, part in zip(names, parts or [""])]
+
+
+def read_page_text(get_variable: Callable[[str], str | None]) -> str:
+    """Join the parts ``page_text_variables`` made, reading channel variables until one is empty."""
+    parts = [get_variable(TEXT_VARIABLE) or ""]
+    for n in range(2, TEXT_MAX_PARTS + 1):
+        part = get_variable(f"{TEXT_VARIABLE}_{n}") or ""
+        if not part:
+            break
+        parts.append(part)
+    return page_text("".join(parts))
 
 
 def user_event_body(ack: PageAck) -> str:
@@ -155,7 +179,7 @@ def user_event_body(ack: PageAck) -> str:
 def page_from_channel(agi: Any) -> LivePage:
     """The local script's page: the channel variables the gateway's Originate set."""
     page_id = agi.get_variable("PAGE_ID") or agi.env.get("agi_arg_1", "")
-    return LivePage(page_id, agi.get_variable("PAGE_NUMBER") or None, page_text(agi.get_variable("PAGE_TEXT_B64")))
+    return LivePage(page_id, agi.get_variable("PAGE_NUMBER") or None, read_page_text(agi.get_variable))
 
 
 def run_page_dialog(agi: Any, prompts: Prompts, page: LivePage, report: Callable[[PageAck], None] | None = None,

@@ -49,7 +49,7 @@ from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.paging import escalation as engine
-from gateway.paging.agi import FastAgiServer, LivePage, PageAck, encode_page_text
+from gateway.paging.agi import FastAgiServer, LivePage, PageAck, page_text_variables
 from gateway.paging.calendar import Shift, shift_at
 from gateway.paging.escalation import (
     Acknowledged,
@@ -632,7 +632,7 @@ def originate_fields(config: Config, call: PlaceCall, text: str, agi_port: int |
         f"PAGE_ATTEMPT={call.key}",
         f"PAGE_ESCALATION={call.escalation_id}",
         f"PAGE_NUMBER={call.number}",
-        f"PAGE_TEXT_B64={encode_page_text(text)}",
+        *page_text_variables(text),
     ]
     url = agi_url(config, agi_port)
     if url:
