@@ -88,11 +88,11 @@ class Phones:
         dialed = _longest_digits(channel.dial_string)
         if dialed and normalise_number(dialed) in self.numbers:
             return normalise_number(dialed)
+        if channel.caller_num and channel.caller_num.isdigit():
+            return channel.caller_num
         resource = _resource(_device(channel.name))
         if resource.isdigit():
             return resource
-        if channel.caller_num and channel.caller_num.isdigit():
-            return channel.caller_num
         if dialed:
             return normalise_number(dialed)
         return resource or channel.name

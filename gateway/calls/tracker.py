@@ -255,7 +255,7 @@ class CallTracker:
             return
         channel = self.topology.ensure(uniqueid, message.get("Channel"), call.linkedid)
         if message.event == "Newchannel":
-            channel.caller_num = normalise(message.get("CallerIDNum")).number
+            channel.caller_num = _number_or_none(message.get("CallerIDNum"))
         linkedid = message.get("Linkedid") or ""
         other = self._calls.get(self._aliases.get(linkedid, linkedid))
         if other is not None and other is not self._calls.get(channel.call):
@@ -607,7 +607,7 @@ def _on_dial_begin(tracker: CallTracker, call: _Call, message: AmiMessage, at: d
     dest = _dest(tracker, call, message)
     if dest is not None:
         dest.dial_string = message.get("DialString")
-        dest.caller_num = dest.caller_num or normalise(message.get("DestCallerIDNum")).number
+        dest.caller_num = dest.caller_num or _number_or_none(message.get("DestCallerIDNum"))
     if not _is_origin(call, message):
         return
     _start_dialing(call)
@@ -861,7 +861,7 @@ def _apply_snapshot(tracker: CallTracker, call: _Call, group: Iterable[AmiMessag
             known = tracker.topology.ensure(uniqueid, channel.get("Channel"), call.linkedid)
             if channel.get("BridgeId"):
                 tracker.topology.enter(uniqueid, channel.get("BridgeId") or "")
-            known.caller_num = known.caller_num or normalise(channel.get("CallerIDNum")).number
+            known.caller_num = known.caller_num or _number_or_none(channel.get("CallerIDNum"))
         state = channel.get("ChannelStateDesc")
         if _is_origin(call, channel):
             if channel.get("Application") in ("Dial", "Queue"):
@@ -889,6 +889,11 @@ def _outcome(call: _Call, fax_numbers: set[str]) -> str | None:
     if status is None:
         return "missed_abandoned"  # hung up before the phones were dialed
     return _DIAL_OUTCOMES.get(status, "failed")
+
+
+def _number_or_none(raw: str | None) -> str | None:
+    number = normalise(raw)
+    return None if number.withheld else number.number
 
 
 def _worst(statuses: list[str]) -> str | None:
