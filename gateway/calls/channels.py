@@ -100,6 +100,8 @@ class Phones:
     @staticmethod
     def local_guess(channel: Channel) -> str | None:
         """What a Local channel's name says it dials (``Local/8002@ctx-…;1`` → ``8002``)."""
+        if not channel.is_local:
+            return None
         return _longest_digits(channel.name.partition("/")[2].partition("@")[0])
 
 
@@ -115,9 +117,21 @@ class Topology:
         if channel is None:
             channel = Channel(uniqueid, name or "", call)
             self.channels[uniqueid] = channel
+            self._pair_by_name(channel)
         elif name and not channel.name:
             channel.name = name
         return channel
+
+    def _pair_by_name(self, channel: Channel) -> None:
+        """``…;1`` and ``…;2`` of one Local channel are a pair even when ``LocalBridge``
+        was not seen (attached mid-call)."""
+        base, _, half = channel.name.rpartition(";")
+        if not channel.is_local or half not in ("1", "2"):
+            return
+        other_name = f"{base};{'2' if half == '1' else '1'}"
+        other = next((c for c in self.channels.values() if c.name == other_name and not c.hung_up), None)
+        if other is not None and other.local_peer is None:
+            self.pair(channel.uniqueid, other.uniqueid)
 
     def enter(self, uniqueid: str, bridge: str, swap: str | None = None) -> None:
         channel = self.channels.get(uniqueid)
@@ -163,6 +177,11 @@ class Topology:
         for channel in list(self.of_call(call)):
             self.leave(channel.uniqueid, None)
             del self.channels[channel.uniqueid]
+
+    def forget(self, uniqueid: str) -> None:
+        if uniqueid in self.channels:
+            self.leave(uniqueid, None)
+            del self.channels[uniqueid]
 
     def hang_up(self, uniqueid: str) -> None:
         channel = self.channels.get(uniqueid)

@@ -77,6 +77,8 @@ class _Call:
     held: bool = False
     """An outbound call not shown yet: it has not dialed (a feature code, a pickup)."""
     connected_to: str | None = None
+    answer_dest: str | None = None
+    """The channel named by the caller's first answered Dial (kept for a last guess)."""
     """Uniqueid that answered the caller's own last Dial (until the caller joins a bridge)."""
     talks: list[list[object]] = field(default_factory=list)
     """``[party, start, end]`` stretches; the last one open while the caller talks."""
@@ -136,6 +138,7 @@ class CallTracker:
         self._done = _RecentSet(remember)
         self._last_time: datetime | None = None
         self._withdrawn: list[CallRecord] = []
+        self._orphans: OrderedDict[str, None] = OrderedDict()
         self._touched: list[_Call] = []
 
     # ----------------------------------------------------------------- public API
@@ -150,6 +153,7 @@ class CallTracker:
         records = self._sweep(at) if message.event == "Newchannel" else []
         call = self._route(message, at)
         if call is None:
+            self._follow_orphan(message)
             return records
         call.last_seen = at
         if message.time_source != "pbx":
@@ -330,6 +334,28 @@ class CallTracker:
         self._calls[call.linkedid] = call
         return call
 
+    def _follow_orphan(self, message: AmiMessage) -> None:
+        """Channels of a call not (yet) followed: keep their links (Local pairs, bridges,
+        who answered whom), so a call first met mid-way still knows its far end."""
+        event, uniqueid = message.event or "", message.get("Uniqueid") or ""
+        if event == "BridgeMerge":
+            _on_bridge_merge(self, None, message, None)  # type: ignore[arg-type]
+            return
+        linkedid = message.get("Linkedid") or message.get("LocalOneLinkedid") or ""
+        if not linkedid or linkedid in self._done or event not in _ORPHAN_EVENTS:
+            return
+        key = self._aliases.get(linkedid, linkedid)
+        if event == "Hangup":
+            self.topology.forget(uniqueid)
+            return
+        if uniqueid:
+            self.topology.ensure(uniqueid, message.get("Channel"), key)
+            self._orphans[uniqueid] = None
+        orphan = _Call(key, "in", "", False, None, None, None, None)
+        _ORPHAN_EVENTS[event](self, orphan, message, message.time or datetime.min)
+        while len(self._orphans) > self._remember:
+            self.topology.forget(self._orphans.popitem(last=False)[0])
+
     # ------------------------------------------------- calls that are one call
 
     def _join(self, mine: _Call | None, other: _Call, channel: Channel, why: str) -> None:
@@ -481,11 +507,13 @@ class CallTracker:
         """At the end, name an answerer the channels never revealed (say why in ``note``)."""
         if call.direction != "in" or not call.answered or call.answered_by is not None:
             return
-        channel = self.topology.channels.get(call.connected_to or "")
-        guess = None if channel is None else Phones.local_guess(channel)
+        channel = self.topology.channels.get(call.answer_dest or "")
+        if channel is None:
+            return
+        guess = Phones.local_guess(channel) if channel.is_local else self.phones.party(channel)
         if guess is not None:
             call.answered_by = guess
-            call.notes.append(f"answerer taken from the Local channel's name {channel.name if channel else ''}")
+            call.notes.append(f"answerer guessed from the channel {channel.name} (its far end was not seen)")
 
     def _snapshot(self, call: _Call) -> CallRecord:
         ring_end = call.answered_at if call.answered else (call.ended_at or call.last_seen)
@@ -648,6 +676,7 @@ def _on_dial_end(tracker: CallTracker, call: _Call, message: AmiMessage, at: dat
     if status == "ANSWER":
         call.connected_to = dest.uniqueid if dest is not None else None
         if not call.answered:
+            call.answer_dest = call.connected_to
             by = _answerer(tracker, call, dest, message)
             _answer(call, at, by)
     elif status:
@@ -839,6 +868,23 @@ _HANDLERS: dict[str, Handler] = {
     "ReceiveFAX": _on_receive_fax,
     "Hangup": _on_hangup,
 }
+def _on_orphan_bridge_enter(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
+    """A channel of no followed call joins a bridge: if a followed call is there, the
+    channel is now part of it (a pickup or transfer leg of a phone that is not ours)."""
+    uniqueid, bridge = message.get("Uniqueid") or "", message.get("BridgeUniqueid") or ""
+    tracker.topology.enter(uniqueid, bridge, message.get("SwapUniqueid"))
+    channel = tracker.topology.channels.get(uniqueid)
+    joined = next((tracker._calls[m.call] for m in tracker.topology.members(bridge) if m.call in tracker._calls), None)
+    if channel is not None and joined is not None:
+        channel.call = joined.linkedid
+
+
+_ORPHAN_EVENTS: dict[str, Handler] = {
+    **{name: _HANDLERS[name]
+       for name in ("DialBegin", "DialEnd", "BridgeLeave", "LocalBridge", "Hold", "Unhold", "Rename")},
+    "BridgeEnter": _on_orphan_bridge_enter,
+}
+"""What is followed of a call not tracked (yet): only who is linked to whom."""
 SUBSCRIBED_EVENTS = frozenset(_HANDLERS) | {
     "Newchannel", "Shutdown", "CoreShowChannel", "LocalOptimizationBegin", "LocalOptimizationEnd",
     "AgentCalled", "AgentConnect", "QueueCallerLeave",
