@@ -553,10 +553,11 @@ class CallTracker:
         )
 
     def _rule_met(self, call: _Call, outcome: str | None, rings: int | None) -> bool | None:
-        """Answered within the allowed rings; only meaningful for inbound calls."""
-        if call.direction != "in" or rings is None:
+        """Answered within the allowed rings; only meaningful for inbound voice calls: the
+        fax machine's line answered by the PBX is no duty-line call (not "within 1 ring")."""
+        if call.direction != "in" or rings is None or outcome == "fax" or call.dialed in self._fax_numbers:
             return None
-        if outcome in ("answered", "fax"):
+        if outcome == "answered":
             return rings <= self._within
         if outcome in MISSED_OUTCOMES or rings > self._within:
             return False

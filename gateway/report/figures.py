@@ -37,6 +37,7 @@ class ShiftInfo:
     calendar_missing: bool = False
     leader: str | None = None
     officers: tuple[str, ...] = ()
+    leader_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class CallRow:
     later answered call) began; None while it is open."""
     linkedid: str | None = None
     note: str | None = None
+    final_party: str | None = None
+    transferred_to: str | None = None
+    picked_up_by: str | None = None
 
     @property
     def is_voice_in(self) -> bool:
@@ -185,6 +189,11 @@ class ShiftFigures:
     unsent_reports: tuple[UnsentReport, ...] = ()
     calls: tuple[CallRow, ...] = field(default=(), repr=False)
     """Every call of the shift, in order: the spreadsheet's rows."""
+
+    @property
+    def handed_on(self) -> tuple[CallRow, ...]:
+        """Duty-line calls transferred (to the leader, a colleague) or picked up elsewhere."""
+        return tuple(c for c in self.calls if c.is_voice_in and (c.transferred_to or c.picked_up_by))
 
     @property
     def rule_met_percent(self) -> float | None:

@@ -9,6 +9,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from gateway.calls.parties import handled_text
 from gateway.report.figures import CallRow, ShiftFigures
 from gateway.report.layout import CALL_OUTCOME, Style, caller_text
 
@@ -41,7 +42,8 @@ def _row(call: CallRow, style: Style) -> list[object]:
         DIRECTION.get(call.direction, call.direction), _local(call.arrived_at, style), caller_text(call),
         call.caller_name or "", call.caller_unit or "", call.dialed or "",
         CALL_OUTCOME.get(call.outcome, call.outcome), call.rings, call.ring_seconds,
-        {True: "是", False: "否", None: ""}[call.rule_met], call.answered_by or "",
+        {True: "是", False: "否", None: ""}[call.rule_met],
+        handled_text(call.answered_by, call.final_party, call.transferred_to, call.picked_up_by),
         _local(call.answered_at, style), call.talk_seconds, _local(call.ended_at, style),
         _local(call.called_back_at, style), call.called_back_by or "",
         {True: "是", False: "否", None: ""}[call.callback_connected], call.note or "", call.linkedid or "",
