@@ -8,7 +8,6 @@ new test. Duty phones 8001–8003; 8010 is the leader (not a duty phone).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
