@@ -159,3 +159,22 @@ def test_queue_that_answers_the_caller_first_is_not_answered_by_the_pbx() -> Non
     (record,) = kept_finals(s.run(_duty())).values()
     assert (record.outcome, record.answered_by, record.answered_at) == ("missed_abandoned", None, None)
     assert record.rings == 2 and record.rule_met is False
+
+
+def test_queue_running_before_it_answers_the_caller_is_no_answer_either() -> None:
+    s = Script()
+    s.channel("SIP/trunk-00000001", CALL, CALL, DID, "13500001111", "Ring")
+    s("Newexten", Channel="SIP/trunk-00000001", Uniqueid=CALL, Linkedid=CALL, Application="Queue",
+      AppData="duty")
+    s.state("SIP/trunk-00000001", CALL, CALL, "Up")
+    s.channel("SIP/201-00000002", "pbx1-1796100000.101", CALL, num="201")
+    s.dial("SIP/trunk-00000001", CALL, "SIP/201-00000002", "pbx1-1796100000.101", CALL, "SIP/201", "201")
+    s.state("SIP/201-00000002", "pbx1-1796100000.101", CALL, "Up", dt=11.0)
+    s("AgentConnect", Channel="SIP/trunk-00000001", Uniqueid=CALL, Linkedid=CALL, Queue="duty",
+      DestChannel="SIP/201-00000002", DestUniqueid="pbx1-1796100000.101", Interface="SIP/201")
+    s.enter("SIP/201-00000002", "pbx1-1796100000.101", CALL, "B1")
+    s.enter("SIP/trunk-00000001", CALL, CALL, "B1")
+    s.hangup("SIP/trunk-00000001", CALL, CALL, dt=3.0)
+    (record,) = kept_finals(s.run(_duty())).values()
+    assert (record.outcome, record.answered_by, record.rings, record.rule_met) == ("answered", "201", 3, True)
+    assert record.note and "AgentConnect" in record.note

@@ -67,6 +67,8 @@ class _Call:
     ended_at: datetime | None = None
     hangup_cause: int | None = None
     dialing: bool = False
+    application: str | None = None
+    """The dialplan application the caller's channel runs (Dial, Queue)."""
     dial_status: str | None = None
     queue_status: str | None = None
     leg_statuses: list[str] = field(default_factory=list)
@@ -597,6 +599,7 @@ def _on_newexten(tracker: CallTracker, call: _Call, message: AmiMessage, at: dat
         return
     application = message.get("Application")
     if application in ("Dial", "Queue"):
+        call.application = application
         _start_dialing(call)
     elif application == "ReceiveFAX":
         call.fax_received = True
@@ -700,6 +703,8 @@ def _on_newstate(tracker: CallTracker, call: _Call, message: AmiMessage, at: dat
     elif state == "Busy" and origin:
         call.busy_signal = True
     elif state == "Up" and origin and not call.answered:
+        if call.application == "Queue":
+            return  # Queue() answers the caller for its music; a member's answer comes later
         if call.dialing:  # a Dial answered, but its DialEnd was not seen
             by = tracker._extension_of(None, message.get("ConnectedLineNum"))
             _answer(call, at, by if call.direction == "in" else call.dialed)
@@ -752,6 +757,7 @@ def _on_rename(tracker: CallTracker, call: _Call, message: AmiMessage, at: datet
     channel = tracker.topology.channels.get(message.get("Uniqueid") or "")
     if channel is not None and message.get("Newname"):
         channel.name = message.get("Newname") or channel.name
+        channel.caller_num = None  # a masquerade: the name, not the old caller ID, says who it is
 
 
 def _on_pickup(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
@@ -821,7 +827,19 @@ _QUEUE_STATUSES = {"TIMEOUT": "NOANSWER", "FULL": "CHANUNAVAIL", "JOINEMPTY": "C
 
 def _on_queue_join(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
     if _is_origin(call, message):
+        call.application = "Queue"
         _start_dialing(call)
+
+
+def _on_agent_connect(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
+    """A queue member took the call; the answer if its DialEnd was not seen."""
+    if not _is_origin(call, message) or call.answered:
+        return
+    dest = _dest(tracker, call, message)
+    call.connected_to = call.answer_dest = dest.uniqueid if dest is not None else None
+    party = tracker.topology.far_end(dest, tracker.phones) if dest is not None else None
+    _answer(call, at, party or tracker._extension_of(message.get("Interface"), message.get("DestCallerIDNum")))
+    call.notes.append("answer taken from the queue's AgentConnect (DialEnd not seen)")
 
 
 def _on_queue_abandon(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
@@ -863,6 +881,7 @@ _HANDLERS: dict[str, Handler] = {
     "BlindTransfer": _on_blind_transfer,
     "AttendedTransfer": _on_attended_transfer,
     "QueueCallerJoin": _on_queue_join,
+    "AgentConnect": _on_agent_connect,
     "QueueCallerAbandon": _on_queue_abandon,
     "VarSet": _on_varset,
     "SoftHangupRequest": _on_soft_hangup,
@@ -888,7 +907,7 @@ _ORPHAN_EVENTS: dict[str, Handler] = {
 """What is followed of a call not tracked (yet): only who is linked to whom."""
 SUBSCRIBED_EVENTS = frozenset(_HANDLERS) | {
     "Newchannel", "Shutdown", "CoreShowChannel", "LocalOptimizationBegin", "LocalOptimizationEnd",
-    "AgentCalled", "AgentConnect", "QueueCallerLeave",
+    "AgentCalled", "QueueCallerLeave",
 }
 """Events the tracker reads (for an AMI event filter, if one is used)."""
 
