@@ -178,3 +178,17 @@ def test_queue_running_before_it_answers_the_caller_is_no_answer_either() -> Non
     (record,) = kept_finals(s.run(_duty())).values()
     assert (record.outcome, record.answered_by, record.rings, record.rule_met) == ("answered", "201", 3, True)
     assert record.note and "AgentConnect" in record.note
+
+
+def test_channels_of_calls_not_ours_stay_bounded() -> None:
+    """Other PBX traffic whose hangups are never seen does not grow the tracker's memory."""
+    tracker = CallTracker(_duty(), remember=100)
+    s = Script()
+    for n in range(1000):
+        linked = f"pbx1-1796100000.{1000 + 2 * n}"
+        s.channel(f"SIP/other-{n:08x}", linked, linked, "9999", "7001", "Ring")
+        s.dial(f"SIP/other-{n:08x}", linked, f"SIP/7002-{n:08x}", f"pbx1-1796100000.{1001 + 2 * n}", linked, "7002")
+        s.enter(f"SIP/other-{n:08x}", linked, linked, f"bridge-{n}")
+    for message in s.messages:
+        assert tracker.feed(message) == []
+    assert len(tracker.topology.channels) <= 2 * 100 + 2

@@ -1,15 +1,25 @@
-"""Calls rebuilt from AMI events: one record per logical call (one ``Linkedid``).
+"""Calls rebuilt from AMI events: one record per logical call.
 
-A pure state machine. ``feed`` takes one AMI message at a time and returns the
-records it changed; sockets and the database live elsewhere. Each ring-group leg is
-its own channel, but all of a call's channels share the originating channel's
-``Linkedid``, and that originating channel (``Uniqueid == Linkedid``) says what the
-call is: a trunk channel whose ``Exten`` is a duty (or fax) number is inbound, a duty
-phone's channel is outbound, anything else (the gateway's own paging Originates, other
-PBX traffic) is not ours and is ignored without keeping state.
+A pure state machine. ``feed`` takes one AMI message at a time (its time is the PBX's
+``Timestamp``, or when it was received) and returns the records it changed; sockets and
+the database live elsewhere. A call starts at its originating channel (``Uniqueid ==
+Linkedid``), which says what it is: a trunk channel whose ``Exten`` is a duty (or fax)
+number is inbound, a duty phone's channel is outbound, anything else (the gateway's own
+paging Originates, other PBX traffic) is not ours.
 
-Ringing is counted in China's cadence from the moment the trunk channel appears, which
-is what the caller hears: ring N starts at ``cadence * (N - 1)`` seconds.
+The call then follows channels, not only the ``Linkedid`` header (``channels.py``): the
+legs it dials, Local ``;1``/``;2`` pairs, bridges (with Local optimisation's swaps),
+``Pickup``, ``BlindTransfer``/``AttendedTransfer``, masquerades, and a channel whose
+``Linkedid`` changes when it joins the caller's bridge. Calls found to share channels are
+one call, as mature call-log generators merge Linkedid groups: a duty phone's consultation
+call during a call, or the call a phone made to pick up a ringing leg, folds into the
+caller's call (a record already shown for it is withdrawn with ``merged_into``). An
+outbound call is shown only once it dials, so a feature code never becomes a call.
+
+The record says who answered first (the 3-ring rule) and when, who the caller talked to
+and for how long (``talks``), and the transfer or pickup. Ringing is counted in China's
+cadence from the moment the trunk channel appears, which is what the caller hears: ring
+N starts at ``cadence * (N - 1)`` seconds.
 
 Attaching mid-call, losing the connection and a PBX restart are all expected: a call
 first met mid-way is recorded with its arrival estimated from the Linkedid (the PBX's
@@ -348,6 +358,7 @@ class CallTracker:
             return
         key = self._aliases.get(linkedid, linkedid)
         if event == "Hangup":
+            self._orphans.pop(uniqueid, None)
             self.topology.forget(uniqueid)
             return
         if uniqueid:
@@ -355,8 +366,14 @@ class CallTracker:
             self._orphans[uniqueid] = None
         orphan = _Call(key, "in", "", False, None, None, None, None)
         _ORPHAN_EVENTS[event](self, orphan, message, message.time or datetime.min)
+        for header in ("DestUniqueid", "LocalOneUniqueid", "LocalTwoUniqueid"):
+            channel = self.topology.channels.get(message.get(header) or "")
+            if channel is not None and channel.call not in self._calls:
+                self._orphans[channel.uniqueid] = None
         while len(self._orphans) > self._remember:
-            self.topology.forget(self._orphans.popitem(last=False)[0])
+            oldest = self.topology.channels.get(self._orphans.popitem(last=False)[0])
+            if oldest is not None and oldest.call not in self._calls:
+                self.topology.forget(oldest.uniqueid)
 
     # ------------------------------------------------- calls that are one call
 
