@@ -192,3 +192,36 @@ def test_channels_of_calls_not_ours_stay_bounded() -> None:
     for message in s.messages:
         assert tracker.feed(message) == []
     assert len(tracker.topology.channels) <= 2 * 100 + 2
+
+
+def test_did_without_area_code_and_named_only_after_the_first_event() -> None:
+    """chan_sip trunks may start in ``s`` and carriers drop the area code (87654321)."""
+    s = Script()
+    s.channel("SIP/trunk-00000001", CALL, CALL, "s", "13500001111", "Ring")
+    s("Newexten", Channel="SIP/trunk-00000001", Uniqueid=CALL, Linkedid=CALL, Exten="12345678",
+      Application="Dial", AppData="SIP/201")
+    s.channel("SIP/201-00000002", "pbx1-1796100000.101", CALL, num="201")
+    s.dial("SIP/trunk-00000001", CALL, "SIP/201-00000002", "pbx1-1796100000.101", CALL, "201", "201")
+    s.state("SIP/201-00000002", "pbx1-1796100000.101", CALL, "Up", dt=3.0)
+    s.dial_end("SIP/trunk-00000001", CALL, "SIP/201-00000002", "pbx1-1796100000.101", CALL, "ANSWER")
+    s.hangup("SIP/trunk-00000001", CALL, CALL, dt=2.0)
+    (record,) = kept_finals(s.run(_duty())).values()
+    assert (record.dialed, record.answered_by, record.rings, record.note) == (DID, "201", 1, None)
+    assert record.arrived_at == T0 + timedelta(seconds=0.01), "arrival is the first event, not a guess"
+
+
+def test_attended_transfer_given_up_gives_the_caller_back_to_the_officer() -> None:
+    s = Script()
+    _caller_answered_by_201(s)
+    leg = "pbx1-1796100000.101"
+    s("Hold", 4.0, Channel="SIP/201-00000002", Uniqueid=leg, Linkedid=CALL)
+    s.leave("SIP/201-00000002", leg, CALL, "B1")
+    s.enter("SIP/201-00000002", leg, CALL, "B9")  # the consultation bridge (no answer there)
+    s.leave("SIP/201-00000002", leg, CALL, "B9", dt=8.0)
+    s.enter("SIP/201-00000002", leg, CALL, "B1")  # back to the caller, no Unhold sent
+    s.leave("SIP/trunk-00000001", CALL, CALL, "B1", dt=5.0)
+    s.hangup("SIP/trunk-00000001", CALL, CALL)
+    (record,) = kept_finals(s.run(_duty())).values()
+    assert (record.final_party, record.transferred_to) == ("201", None)
+    assert [(t.party, round(t.seconds or 0)) for t in record.talks] == [("201", 4), ("201", 5)]
+    assert record.talk_by_party() == [("201", pytest.approx(9.0, abs=0.1))]

@@ -153,11 +153,6 @@ class Topology:
                 self._bridges.pop(channel.bridge or "", None)
             channel.bridge = None
 
-    def merge(self, source: str, target: str) -> None:
-        """``BridgeMerge``: everyone in ``source`` is now in ``target``."""
-        for uniqueid in list(self._bridges.get(source, ())):
-            self.enter(uniqueid, target)
-
     def pair(self, one: str, two: str) -> None:
         if one in self.channels and two in self.channels:
             self.channels[one].local_peer = two

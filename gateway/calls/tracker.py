@@ -130,6 +130,8 @@ _UNIQUEID_HEADERS = (
     "LocalOneUniqueid", "LocalTwoUniqueid",
 )
 _LINKEDID_HEADERS = ("Linkedid", "DestLinkedid", "TargetLinkedid", "TransfereeLinkedid")
+_MIN_DID_DIGITS = 7
+"""A trunk ``Exten`` this long that ends a duty number (or that it ends) is that number."""
 _SAME_PARTY_GAP = timedelta(seconds=1)
 """A party back within this long (a Local optimisation's swap) continues its stretch."""
 
@@ -151,6 +153,7 @@ class CallTracker:
         self._last_time: datetime | None = None
         self._withdrawn: list[CallRecord] = []
         self._orphans: OrderedDict[str, None] = OrderedDict()
+        self._unclassified: OrderedDict[str, datetime] = OrderedDict()
         self._touched: list[_Call] = []
 
     # ----------------------------------------------------------------- public API
@@ -291,9 +294,14 @@ class CallTracker:
             return None
         call = self._classify(linkedid, message)
         if call is None:
+            if message.event == "Newchannel":  # its Exten may name the duty number later
+                self._unclassified[linkedid] = at
+                while len(self._unclassified) > self._remember:
+                    self._unclassified.popitem(last=False)
             return None
-        if message.event == "Newchannel":
-            call.arrived_at = at
+        first_seen = self._unclassified.pop(linkedid, None)
+        if message.event == "Newchannel" or first_seen is not None:
+            call.arrived_at = first_seen or at
         else:
             call.held = False  # its start was not seen: show it, whatever it was
             call.arrived_at = _epoch_of(linkedid, at)
@@ -303,7 +311,7 @@ class CallTracker:
 
     def _classify(self, linkedid: str, origin: AmiMessage) -> _Call | None:
         """Inbound on a duty or fax number, outbound from a duty phone, else not ours."""
-        exten = normalise_number(origin.get("Exten"))
+        exten = self._line_number(normalise_number(origin.get("Exten")))
         extension = self.phones.duty_extension(origin.get("Channel"), origin.get("CallerIDNum"))
         number = normalise(origin.get("CallerIDNum"))
         if extension is None and exten in self._duty_numbers | self._fax_numbers:
@@ -314,6 +322,15 @@ class CallTracker:
             return _Call(linkedid, "out", extension, False,
                          clean_name(origin.get("CallerIDName")), dialed, None, None, held=True)
         return None
+
+    def _line_number(self, exten: str) -> str:
+        """The configured duty or fax number a trunk's ``Exten`` is: carriers send the DID
+        with or without the area code (``87654321`` for ``02787654321``)."""
+        for number in self._duty_numbers | self._fax_numbers:
+            shorter, longer = sorted((exten, number), key=len)
+            if len(shorter) >= _MIN_DID_DIGITS and longer.endswith(shorter):
+                return number
+        return exten
 
     def _extension_of(self, channel: str | None, number: str | None) -> str | None:
         """The duty extension a channel belongs to (``PJSIP/8001-0000001`` → ``8001``)."""
@@ -350,9 +367,6 @@ class CallTracker:
         """Channels of a call not (yet) followed: keep their links (Local pairs, bridges,
         who answered whom), so a call first met mid-way still knows its far end."""
         event, uniqueid = message.event or "", message.get("Uniqueid") or ""
-        if event == "BridgeMerge":
-            _on_bridge_merge(self, None, message, None)  # type: ignore[arg-type]
-            return
         linkedid = message.get("Linkedid") or message.get("LocalOneLinkedid") or ""
         if not linkedid or linkedid in self._done or event not in _ORPHAN_EVENTS:
             return
@@ -733,6 +747,8 @@ def _on_newstate(tracker: CallTracker, call: _Call, message: AmiMessage, at: dat
 def _on_bridge_enter(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
     uniqueid, bridge = message.get("Uniqueid") or "", message.get("BridgeUniqueid") or ""
     tracker.topology.enter(uniqueid, bridge, message.get("SwapUniqueid"))
+    if uniqueid in tracker.topology.channels:
+        tracker.topology.channels[uniqueid].on_hold = False  # back in a bridge: talking again
     for member in tracker.topology.members(bridge) if uniqueid in tracker.topology.channels else ():
         other = tracker._calls.get(member.call)
         if other is not None and other is not call:
@@ -751,10 +767,6 @@ def _on_bridge_leave(tracker: CallTracker, call: _Call, message: AmiMessage, at:
     tracker.topology.leave(message.get("Uniqueid") or "", message.get("BridgeUniqueid"))
     if _is_origin(call, message):
         call.connected_to = None
-
-
-def _on_bridge_merge(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
-    tracker.topology.merge(message.get("FromBridgeUniqueid") or "", message.get("ToBridgeUniqueid") or "")
 
 
 def _on_local_bridge(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
@@ -889,7 +901,6 @@ _HANDLERS: dict[str, Handler] = {
     "Newstate": _on_newstate,
     "BridgeEnter": _on_bridge_enter,
     "BridgeLeave": _on_bridge_leave,
-    "BridgeMerge": _on_bridge_merge,
     "LocalBridge": _on_local_bridge,
     "Hold": _on_hold,
     "Unhold": _on_hold,
@@ -922,8 +933,12 @@ _ORPHAN_EVENTS: dict[str, Handler] = {
     "BridgeEnter": _on_orphan_bridge_enter,
 }
 """What is followed of a call not tracked (yet): only who is linked to whom."""
+# ``BridgeMerge`` needs no handler: Asterisk sends a BridgeLeave/BridgeEnter for every
+# channel it moves (the attended-transfer capture shows it), and moving the whole source
+# bridge would put the departing transferer back with the caller.
 SUBSCRIBED_EVENTS = frozenset(_HANDLERS) | {
     "Newchannel", "Shutdown", "CoreShowChannel", "LocalOptimizationBegin", "LocalOptimizationEnd",
+    "BridgeMerge",
     "AgentCalled", "QueueCallerLeave",
 }
 """Events the tracker reads (for an AMI event filter, if one is used)."""
