@@ -50,7 +50,7 @@ class Channel:
 
 
 class Phones:
-    """Names the party behind a channel; knows which parties are duty phones."""
+    """Names the party behind a channel, duty phones by their configured names."""
 
     def __init__(self, duty: DutyConfig) -> None:
         entries = [*duty.extensions, *getattr(duty, "phones", [])]
@@ -75,10 +75,6 @@ class Phones:
         if resource in self.extensions:
             return resource
         return number if number in self.extensions else None
-
-    def is_duty(self, party: str | None) -> bool:
-        return party is not None and (party in self.extensions or party in self.numbers
-                                      or party in self.devices.values())
 
     def party(self, channel: Channel) -> str:
         """The far end's name: duty label, extension, or the number a trunk leg dialed."""
