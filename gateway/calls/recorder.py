@@ -88,7 +88,8 @@ class CallRecorder:
         row = session.scalar(select(Call).where(Call.linkedid == record.linkedid))
         if record.merged_into:
             if row is not None:  # a consultation or pickup leg shown before it was known
-                log.info("call %s is part of call %s: its own record withdrawn", record.linkedid, record.merged_into)
+                log.info("call %s is part of call %s (%s): its own record withdrawn",
+                         record.linkedid, record.merged_into, record.note)
                 session.delete(row)
             return
         if row is None:

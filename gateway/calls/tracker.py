@@ -33,7 +33,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from gateway.ami.message import AmiMessage
@@ -413,9 +413,8 @@ class CallTracker:
             self._aliases.popitem(last=False)
         del self._calls[part.linkedid]
         self._done.add(part.linkedid)
-        whole.notes.append(f"{part.caller}'s own call {part.linkedid} is part of this one ({why})")
         if part.emitted is not None:
-            self._withdrawn.append(_replace_merged(self._snapshot(part), whole.linkedid))
+            self._withdrawn.append(_replace_merged(self._snapshot(part), whole.linkedid, why))
         self._touched.append(whole)
 
     def _call_of(self, uniqueid: str | None) -> _Call | None:
@@ -597,10 +596,8 @@ class CallTracker:
         return None  # unknown or still ringing within the rule
 
 
-def _replace_merged(record: CallRecord, into: str) -> CallRecord:
-    from dataclasses import replace
-
-    return replace(record, complete=True, merged_into=into)
+def _replace_merged(record: CallRecord, into: str, why: str) -> CallRecord:
+    return replace(record, complete=True, merged_into=into, note=why)
 
 
 def _transferred_to(call: _Call, talks: tuple[Talk, ...]) -> str | None:
