@@ -44,7 +44,7 @@ def test_report_and_xlsx_show_who_the_call_was_handed_to(tmp_path: Path) -> None
     assert sum("8003 代接" in line for line in transfers) == 1
     sheet = load_workbook(files.path(CALLS_XLSX)).active
     cells = {str(cell.value) for row in sheet.iter_rows() for cell in row if cell.value is not None}
-    assert {"8001 接听后转 8010", "8003 代接", "8002", "8001"} <= cells
+    assert {"8001 接听后转 8010 带班领导", "8003 代接", "8002", "8001"} <= cells
 
 
 def test_handled_text_wording() -> None:
