@@ -225,3 +225,12 @@ def test_attended_transfer_given_up_gives_the_caller_back_to_the_officer() -> No
     assert (record.final_party, record.transferred_to) == ("201", None)
     assert [(t.party, round(t.seconds or 0)) for t in record.talks] == [("201", 4), ("201", 5)]
     assert record.talk_by_party() == [("201", pytest.approx(9.0, abs=0.1))]
+
+
+def test_phone_known_only_by_its_caller_id() -> None:
+    """chan_sip peers named by account (``SIP/150010002``) that present their extension."""
+    s = Script()
+    _caller_answered_by_201(s, phone="SIP/150010002-00000002")
+    s.hangup("SIP/trunk-00000001", CALL, CALL, dt=4.0)
+    (record,) = kept_finals(s.run(_duty())).values()
+    assert (record.answered_by, record.final_party) == ("201", "201")

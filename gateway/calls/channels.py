@@ -41,6 +41,9 @@ class Channel:
     """The channel that answered this channel's own ``Dial`` (a Local ``;2`` → the phone)."""
     dial_string: str | None = None
     caller_num: str | None = None
+    """Its caller ID when it was made (a phone's own number; a dialed leg's callee)."""
+    cid_num: str | None = None
+    """Its caller ID now (a phone's channel says its extension once the dialplan set it)."""
     on_hold: bool = False
     hung_up: bool = False
 
@@ -78,17 +81,17 @@ class Phones:
 
     def party(self, channel: Channel) -> str:
         """The far end's name: duty label, extension, or the number a trunk leg dialed."""
-        known = self.duty_extension(channel.name, None)
+        known = self.duty_extension(channel.name, channel.cid_num)
         if known is not None:
             return known
         dialed = _longest_digits(channel.dial_string)
         if dialed and normalise_number(dialed) in self.numbers:
             return normalise_number(dialed)
-        if channel.caller_num and channel.caller_num.isdigit():
-            return channel.caller_num
         resource = _resource(_device(channel.name))
         if resource.isdigit():
             return resource
+        if channel.caller_num and channel.caller_num.isdigit():
+            return channel.caller_num
         if dialed:
             return normalise_number(dialed)
         return resource or channel.name

@@ -275,6 +275,8 @@ class CallTracker:
         channel = self.topology.ensure(uniqueid, message.get("Channel"), call.linkedid)
         if message.event == "Newchannel":
             channel.caller_num = _number_or_none(message.get("CallerIDNum"))
+        if message.get("CallerIDNum") and message.get("Channel") == channel.name:
+            channel.cid_num = _number_or_none(message.get("CallerIDNum"))
         linkedid = message.get("Linkedid") or ""
         other = self._calls.get(self._aliases.get(linkedid, linkedid))
         if other is not None and other is not self._calls.get(channel.call):
