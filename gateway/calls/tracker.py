@@ -795,6 +795,7 @@ def _on_pickup(tracker: CallTracker, call: _Call, message: AmiMessage, at: datet
     if target is None:
         return
     picker = tracker.topology.ensure(message.get("Uniqueid") or "", message.get("Channel"), target.linkedid)
+    picker.cid_num = _number_or_none(message.get("CallerIDNum")) or picker.cid_num
     mine = tracker._calls.get(picker.call)
     if mine is not None and mine is not target:
         tracker._absorb(mine, target, "it picked up the ringing call")
