@@ -234,3 +234,49 @@ def test_phone_known_only_by_its_caller_id() -> None:
     s.hangup("SIP/trunk-00000001", CALL, CALL, dt=4.0)
     (record,) = kept_finals(s.run(_duty())).values()
     assert (record.answered_by, record.final_party) == ("201", "201")
+
+
+def test_group_pickup_through_a_local_channel_as_asterisk_13_sends_it() -> None:
+    """``*8`` from a phone not on the duty list: Pickup, then the ``;2`` half dials the
+    picker, and the picker swaps in for ``;1`` in the caller's bridge (its Linkedid moved)."""
+    s = Script()
+    trunk, one, two, ring = "SIP/carrier-0000000c", "pbx1-1796100000.165", "pbx1-1796100000.167", "pbx1-1796100000.170"
+    local = "Local/ID730150@route-00000005"
+    picker, own = "SIP/150010002-0000000e", "pbx1-1796100004.172"
+    s.channel(trunk, CALL, CALL, "+862712345678", "13500001111", "Ring")
+    s.channel(f"{local};1", one, CALL)
+    s.channel(f"{local};2", two, CALL, state="Ring")
+    s("LocalBridge", LocalOneChannel=f"{local};1", LocalOneUniqueid=one, LocalTwoChannel=f"{local};2",
+      LocalTwoUniqueid=two, LocalOneLinkedid=CALL)
+    s.dial(trunk, CALL, f"{local};1", one, CALL, "ID730150@route")
+    s.channel("SIP/150010001-0000000d", ring, CALL)
+    s.dial(f"{local};2", two, "SIP/150010001-0000000d", ring, CALL, "150010001/150010001", "+862712345678")
+    s.state("SIP/150010001-0000000d", ring, CALL, "Ringing")
+    s.channel(picker, own, own, "*8", "150010002", "Ring")
+    s("NewCallerid", Channel=picker, Uniqueid=own, Linkedid=own, CallerIDNum="202")
+    s.state(picker, own, own, "Up", dt=6.0)
+    s("Pickup", Channel=picker, Uniqueid=own, Linkedid=own, CallerIDNum="202",
+      TargetChannel="SIP/150010001-0000000d", TargetUniqueid=ring, TargetLinkedid=CALL)
+    s.dial_end(f"{local};2", two, "SIP/150010001-0000000d", ring, CALL, "CANCEL")
+    s.dial(f"{local};2", two, picker, own, CALL, "150010001/150010001")
+    s.dial_end(f"{local};2", two, picker, own, CALL, "ANSWER")
+    s.hangup("SIP/150010001-0000000d", ring, CALL)
+    s.dial_end(trunk, CALL, f"{local};1", one, CALL, "ANSWER")
+    s.enter(picker, own, own, "B2")
+    s.enter(f"{local};2", two, CALL, "B2")
+    s.enter(f"{local};1", one, CALL, "B1")
+    s.enter(trunk, CALL, CALL, "B1")
+    s.leave(picker, own, CALL, "B2")
+    s.leave(f"{local};1", one, CALL, "B1")
+    s.enter(picker, own, CALL, "B1", swap=one)
+    s.hangup(f"{local};2", two, CALL)
+    s.hangup(f"{local};1", one, CALL)
+    s.leave(trunk, CALL, CALL, "B1", dt=7.0)
+    s.hangup(trunk, CALL, CALL)
+    s.hangup(picker, own, CALL)
+    records = s.run(DutyConfig(numbers=[DID], extensions=["201", "202"]))
+    assert {r.linkedid for r in records} == {CALL}
+    (record,) = kept_finals(records).values()
+    assert (record.outcome, record.answered_by, record.picked_up_by, record.final_party) == \
+        ("answered", "202", "202", "202")
+    assert record.rings == 2 and record.talks[0].seconds == pytest.approx(7.0, abs=0.2)
