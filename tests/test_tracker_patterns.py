@@ -93,3 +93,15 @@ def test_pattern_story_in_order(name: str) -> None:
     assert not story[0].complete and story[0].answered_at is None
     assert story[-1].complete and not any(r.complete for r in story[:-1])
     assert any(r.answered_at is not None for r in story[:-1])
+
+
+@pytest.mark.parametrize("extensions", [["8001", "8002"], ["8001", "8002", "8003", "8010"]])
+@pytest.mark.parametrize("name", sorted(TRUTHS))
+def test_pattern_does_not_hang_on_which_phones_are_listed(name: str, extensions: list[str]) -> None:
+    """A picker or leader not on the duty list (or on it) changes nothing: the far end is
+    followed through the channels, not looked up by name."""
+    duty = DutyConfig(numbers=["02787654321"], extensions=extensions, fax_numbers=["02787654329"])
+    truth = TRUTHS[name]
+    final = kept_finals(track_pattern(name, duty))
+    assert set(final) == {truth["linkedid"]}
+    assert_matches_truth(final[truth["linkedid"]], truth)
