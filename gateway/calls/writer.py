@@ -4,8 +4,10 @@ The AMI reader runs on the event loop; a database held locked (SQLite's busy tim
 30 s) must slow the writing of records, never the reading of events. ``CallWriter`` has
 the recorder's three methods but only queues their work; one task hands each unit of
 work (the records of one AMI event, a gap) to ``await db.run(...)`` in the order they
-came. A unit that fails (locked past the timeout, the server gone) is retried with
-backoff, and everything behind it waits: a record is never written out of order.
+came. A unit that fails because the database is locked past the timeout or gone is
+retried with backoff for as long as it takes, and everything behind it waits: a record is
+never written out of order. A unit refused for any other reason (a bug) is tried a few
+times, then logged in full as an error, so one bad unit cannot stop all call recording.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from gateway.calls.recorder import CallRecorder, GapLike
 from gateway.calls.records import CallRecord
 from storage.db import Database
@@ -23,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _RETRY_MIN_SECONDS = 0.5
 _RETRY_MAX_SECONDS = 30.0
+_GIVE_UP_AFTER = 5
+"""Tries for a unit refused for a reason other than a lock or a lost connection."""
 
 
 class RecordSink(Protocol):
@@ -76,13 +82,19 @@ class CallWriter:
             await self._write(work, args)
 
     async def _write(self, work: Callable[..., None], args: tuple[Any, ...]) -> None:
-        delay = _RETRY_MIN_SECONDS
+        delay, failures = _RETRY_MIN_SECONDS, 0
         while True:
             try:
                 await self._db.run(work, *args)
                 return
-            except Exception:
+            except (OperationalError, InterfaceError):  # locked, server gone: it will pass
                 log.exception("writing call records failed; retrying in %.1f s (%d more queued)",
                               delay, self._queue.qsize())
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_SECONDS)
+            except Exception:  # a unit the database refuses must not stop every later record
+                failures += 1
+                if failures >= _GIVE_UP_AFTER:
+                    log.error("call records dropped after %d failures: %r", failures, args)
+                    return
+                log.exception("writing call records failed (%d of %d tries)", failures, _GIVE_UP_AFTER)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_SECONDS)
