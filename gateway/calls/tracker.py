@@ -248,6 +248,9 @@ class CallTracker:
             if call is None:
                 return None
         self._adopt(call, message)
+        channel = self.topology.channels.get(message.get("Uniqueid") or "")
+        if channel is not None and channel.call in self._calls:
+            return self._calls[channel.call]  # the call it turned out to be part of
         return self._calls.get(call.linkedid, call)
 
     def _by_channel(self, message: AmiMessage) -> _Call | None:
