@@ -33,6 +33,9 @@ class DutyConfig:
     numbers: list[str]
     extensions: list[str]
     fax_numbers: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    """More duty phones: by device (``PJSIP/8003``, ``SIP/desk1=8001``) or by number (a
+    mobile in the ring group, reached over the trunk)."""
     ring_cadence_seconds: float = 5.0
     answer_within_rings: int = 3
     timezone: str = "Asia/Shanghai"

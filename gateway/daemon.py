@@ -18,6 +18,7 @@ from gateway.ami.client import AmiClient
 from gateway.ami.message import AmiMessage
 from gateway.calls.recorder import CallRecorder
 from gateway.calls.tracker import CallTracker
+from gateway.calls.writer import CallWriter, RecordSink
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from storage.db import Database, open_database
@@ -36,7 +37,7 @@ class CallListener:
     """Glue between the AMI stream and the call records: tracker in the middle, database after."""
 
     tracker: CallTracker
-    recorder: CallRecorder
+    recorder: RecordSink
     clock: Clock
     also: list[Callable[[AmiMessage], Any]] = field(default_factory=list)
 
@@ -90,7 +91,8 @@ class Daemon:
 
     def _build_ami(self) -> tuple[CallListener, AmiClient]:
         assert self.db is not None
-        listener = CallListener(CallTracker(self.config.duty), CallRecorder(self.db, self.config.duty), self.clock)
+        writer = CallWriter(CallRecorder(self.db, self.config.duty), self.db)  # off the event loop
+        listener = CallListener(CallTracker(self.config.duty), writer, self.clock)
         client = AmiClient(
             self.config.ami,
             clock=self.clock,
@@ -113,7 +115,9 @@ class Daemon:
         mail = MailService(self.config, self.db, self.clock)
         pager.on_mail_queued = mail.wake  # an urgent notice (or a page that cannot be placed) goes out now
         reports = ReportScheduler(self.config, self.db, self.clock)
-        return [mail, pager, fax, reports, *self._build_console(ami),
+        writer = [listener.recorder] if isinstance(listener.recorder, CallWriter) else []
+        # the writer stops last: every record written
+        return [*writer, mail, pager, fax, reports, *self._build_console(ami),
                 *self._spot_checks(ami, listener, mail)]
 
     def _build_console(self, ami: AmiClient) -> list[Service]:

@@ -51,6 +51,14 @@ class Call(Base):
     time_source: Mapped[str] = mapped_column(String(10), default="pbx")
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str | None] = mapped_column(Text)
+    """Why the tracker had to guess (joined mid-call, a gap, a leg folded in)."""
+    final_party: Mapped[str | None] = mapped_column(String(64))
+    """Who the caller talked to last (after a transfer, the transfer target)."""
+    transferred_by: Mapped[str | None] = mapped_column(String(64))
+    transferred_to: Mapped[str | None] = mapped_column(String(64))
+    picked_up_by: Mapped[str | None] = mapped_column(String(64))
+    talks: Mapped[str | None] = mapped_column(Text)
+    """JSON list of ``{"party", "start", "end", "seconds"}``: each stretch of talk, in order."""
 
 
 class PhonebookEntry(Base):

@@ -75,7 +75,16 @@ def test_json_shows_the_real_story(config: Path, capsys: pytest.CaptureFixture[s
     (late,) = by_caller["13600002222"]
     assert late["answered_by"] == "8002" and late["rings"] == 5 and late["rule_met"] is False
     (zhang,) = [c for c in by_caller["13800001111"] if c["caller_name"] == "张三"]
-    assert zhang["answered_at"] == "2026-11-22T15:46:25+08:00"
+    truth = next(c for c in expected_calls("answered_cn_name_chanvars"))
+    answered = datetime.fromisoformat(zhang["answered_at"])
+    assert zhang["answered_at"].startswith("2026-11-22T15:46:25.")
+    assert abs(answered.timestamp() - truth["answer"]) < 0.001, "the fraction is kept, not cut"
+    assert zhang["final_party"] == "8001" and zhang["transferred_to"] is None
+
+
+def test_json_keeps_the_note_that_explains_an_unknown(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    unknown = [c for c in _json(config, capsys) if c["outcome"] == "unknown"]
+    assert unknown and all(c["note"] and "restart" in c["note"] for c in unknown)
 
 
 def test_missed_since_and_limit(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,11 +12,13 @@ from sqlalchemy import inspect, select
 
 from gateway.calls.phonebook import import_phonebook, read_csv
 from gateway.calls.recorder import CallRecorder, Gap
-from gateway.calls.tracker import CallRecord
+from gateway.calls.tracker import CallRecord, CallTracker
 from gateway.errors import InputError
 from storage.calls import Call, ListenerGap, PhonebookEntry
 from storage.db import Database
 from tests.test_tracker import DUTY, SCENARIOS, expected_calls, expected_outcome, finals, track
+from tests.test_tracker_patterns import DUTY as PATTERN_DUTY
+from tests.test_tracker_patterns import TRUTHS, pattern_messages
 
 
 def _rows(db: Database) -> list[dict[str, Any]]:
@@ -123,3 +125,24 @@ def test_gaps_are_recorded_once_and_closed(any_database: Database) -> None:
     assert row.lost_at == lost_at
     assert row.reconnected_at == lost_at + timedelta(seconds=1.5)
     assert row.reason == "PBX closed the connection"
+
+
+def test_a_leg_found_to_be_part_of_another_call_is_withdrawn(database: Database) -> None:
+    """Attached just after the picker's phone went off-hook, its own call is shown (its
+    start was not seen), then found to be the caller's: its row goes, the caller's call
+    stays, answered by the phone that picked up."""
+    truth = TRUTHS["pickup_by_third_phone"]
+    messages = pattern_messages("pickup_by_third_phone")
+    start = next(i for i, m in enumerate(messages)
+                 if m.event == "Newchannel" and (m.get("Channel") or "").startswith("PJSIP/8003")) + 1
+    tracker = CallTracker(PATTERN_DUTY)
+    records = [r for m in messages[start:] for r in tracker.feed(m)]
+    withdrawn = [r for r in records if r.merged_into]
+    assert withdrawn and withdrawn[0].merged_into == truth["linkedid"]
+    recorder = CallRecorder(database, PATTERN_DUTY)
+    for record in records:
+        recorder.apply([record])
+    with database.session() as session:
+        rows = {row.linkedid: row for row in session.scalars(select(Call))}
+    assert set(rows) == {truth["linkedid"]}
+    assert rows[truth["linkedid"]].answered_by == "8003"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.calls.numbers import WITHHELD, clean_name, normalise
+from gateway.calls.numbers import WITHHELD, clean_name, dialable, normalise
+from gateway.paging.roster import normalise_number as roster_number
 
 CASES = [
     # presented                 canonical        withheld
@@ -47,3 +48,23 @@ def test_normalise(presented: str | None, canonical: str, withheld: bool) -> Non
 )
 def test_clean_name(presented: str | None, name: str | None) -> None:
     assert clean_name(presented) == name
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [("+86 27 8765 4321", "02787654321"), ("027-8765 4321", "02787654321"), ("（027）87654321", "02787654321"),
+     ("+86 138-0013-8000", "13800138000"), ("0086 13800138000", "13800138000"), ("8010", "8010"), ("", "")],
+)
+def test_one_normaliser_for_what_is_read_and_what_is_dialed(written: str, number: str) -> None:
+    """The roster (numbers the gateway dials) and the calls (numbers the PBX presents)
+    give one form: a leader who calls in is recognised as the number the roster names."""
+    assert dialable(written) == number
+    assert roster_number(written) == number
+    if written:
+        assert normalise(written).number == number
+
+
+@pytest.mark.parametrize("written", ["139-abc", "8001#", "tel:8001"])
+def test_a_number_to_dial_is_never_guessed(written: str) -> None:
+    with pytest.raises(ValueError, match="characters other than digits"):
+        dialable(written)

@@ -88,10 +88,10 @@ def expected_outcome(call: dict[str, Any]) -> str:
 
 
 def expected_rule_met(call: dict[str, Any]) -> bool | None:
-    if call["direction"] != "in":
-        return None
+    if call["direction"] != "in" or expected_outcome(call) == "fax":
+        return None  # the fax line is not the duty line: no 3-ring figure
     rings, outcome = call["rings_cn_cadence"], expected_outcome(call)
-    if outcome in ("answered", "fax"):
+    if outcome == "answered":
         return rings <= RULE_RINGS
     if outcome == "unknown":
         return None if rings <= RULE_RINGS else False
@@ -161,6 +161,12 @@ def test_restart_mid_call_is_unknown_not_absent() -> None:
     assert record.outcome == "unknown"
     assert record.answered_at is None
     assert record.note and "restart" in record.note
+
+
+def test_fax_call_is_kept_out_of_the_three_ring_rule() -> None:
+    (record,) = finals(track("fax_in")).values()
+    assert record.outcome == "fax" and record.rings == 1
+    assert record.rule_met is None, "a fax answered by the PBX is no duty-line answer within 1 ring"
 
 
 def test_nothing_stays_in_flight_after_every_call_ended() -> None:

@@ -29,6 +29,7 @@ JSON_FIELDS = (
     "direction", "caller", "caller_name", "caller_unit", "dialed", "arrived_at", "ringing_at",
     "answered_at", "ended_at", "ring_seconds", "rings", "rule_met", "answered_by", "talk_seconds",
     "outcome", "hangup_cause", "called_back_at",
+    "final_party", "transferred_to", "picked_up_by", "note",
 )
 _TIME_FIELDS = {"arrived_at", "ringing_at", "answered_at", "ended_at", "called_back_at"}
 OUTCOME_LABELS = {
@@ -113,8 +114,15 @@ def call_json(row: Call, zone: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in JSON_FIELDS:
         value = getattr(row, name)
-        out[name] = local_iso(value, zone) if name in _TIME_FIELDS else value
+        out[name] = precise_iso(value, zone) if name in _TIME_FIELDS else value
     return out
+
+
+def precise_iso(when: datetime | None, zone: Any) -> str | None:
+    """ISO 8601 in the duty room's zone keeping the fraction (an answer at :17.92 is not :17)."""
+    if when is None:
+        return None
+    return as_utc(when).astimezone(zone).isoformat(timespec="milliseconds")
 
 
 _HEADINGS = ("时间", "方向", "号码", "姓名/单位", "被叫", "振铃", "接听", "结果", "回拨")
@@ -133,6 +141,10 @@ def _row_cells(row: Call, zone: Any) -> tuple[str, ...]:
     who = " ".join(p for p in (row.caller_name, row.caller_unit) if p)
     rings = f"{row.rings}声 {row.ring_seconds:.0f}秒" if row.rings is not None and row.ring_seconds is not None else ""
     answered = "自动应答" if row.answered_by == PBX else row.answered_by or ""
+    if row.picked_up_by:
+        answered += " 代接"
+    if row.transferred_to and row.final_party:
+        answered += f" 转{row.final_party}"
     if row.rule_met is False and row.outcome == "answered":
         answered += " 超时"
     return (

@@ -18,7 +18,7 @@ _WITHHELD_WORDS = frozenset(
     {"", "anonymous", "<unknown>", "unknown", "restricted", "private", "withheld", "unavailable"}
 )
 _PLACEHOLDER_NAMES = _WITHHELD_WORDS | {"<none>", "none", "null"}
-_SEPARATORS = re.compile(r"[\s\-().]")
+_SEPARATORS = re.compile(r"[\s\-().（）]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 
 
@@ -43,6 +43,21 @@ def normalise(raw: str | None) -> Number:
 def normalise_number(raw: str | None) -> str:
     """Just the canonical number (``WITHHELD`` for a withheld one)."""
     return normalise(raw).number
+
+
+def dialable(text: str) -> str:
+    """A number a person wrote (roster, config, a form) in the same form as every number
+    the PBX presents, so what the gateway dials and what it compares agree.
+
+    Empty stays empty; anything but digits (after an optional ``+``) is refused with
+    ``ValueError``, since a number to dial cannot be guessed.
+    """
+    compact = _SEPARATORS.sub("", text.strip())
+    if not compact:
+        return ""
+    if not compact.removeprefix("+").isdigit():
+        raise ValueError(f"phone number {text!r} has characters other than digits")
+    return _domestic(compact)
 
 
 def _domestic(text: str) -> str:

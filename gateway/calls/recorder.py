@@ -8,6 +8,7 @@ in a gap, which a later reconciled record may correct.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ _RECORD_COLUMNS = (
     "direction", "caller", "caller_withheld", "dialed", "arrived_at", "ringing_at",
     "answered_at", "ended_at", "ring_seconds", "rings", "rule_met", "answered_by", "talk_seconds",
     "outcome", "hangup_cause", "time_source", "complete", "note",
+    "final_party", "transferred_by", "transferred_to", "picked_up_by",
 )
 
 
@@ -84,6 +86,12 @@ class CallRecorder:
 
     def _apply_one(self, session: Session, record: CallRecord) -> None:
         row = session.scalar(select(Call).where(Call.linkedid == record.linkedid))
+        if record.merged_into:
+            if row is not None:  # a consultation or pickup leg shown before it was known
+                log.info("call %s is part of call %s (%s): its own record withdrawn",
+                         record.linkedid, record.merged_into, record.note)
+                session.delete(row)
+            return
         if row is None:
             row = Call(linkedid=record.linkedid)
             session.add(row)
@@ -92,6 +100,7 @@ class CallRecorder:
         was_complete = bool(row.complete) and row.outcome == record.outcome
         for column in _RECORD_COLUMNS:
             setattr(row, column, getattr(record, column))
+        row.talks = talks_json(record)
         self._name(session, row, record)
         session.flush()
         if record.complete and not was_complete:
@@ -115,6 +124,15 @@ class CallRecorder:
                 missed.callback_connected = closure.callback_connected
             missed.closed_by_call_id = closure.closed_by_call_id
             log.info("call %s: %s", missed.linkedid, closure.reason)
+
+
+def talks_json(record: CallRecord) -> str | None:
+    """Each stretch of talk as JSON (UTC ISO times with their fractions), or None."""
+    if not record.talks:
+        return None
+    return json.dumps([{"party": t.party, "start": t.start.isoformat(),
+                        "end": t.end.isoformat() if t.end else None, "seconds": t.seconds}
+                       for t in record.talks], ensure_ascii=False)
 
 
 def _open_missed_query(row: Call) -> Select[Call]:

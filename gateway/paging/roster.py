@@ -17,6 +17,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.calls.numbers import dialable as normalise_number  # one normaliser for every number
 from gateway.config import CalendarConfig
 from gateway.errors import InputError
 from gateway.textfiles import decode_spreadsheet_text
@@ -88,17 +89,6 @@ def on_duty(session: Session, duty_date: date, shift: str) -> OnDuty | None:
         return None
     return OnDuty(entry.duty_date, entry.shift, entry.leader_name, entry.leader_number,
                   tuple(entry.officers or ()), entry.source)
-
-
-def normalise_number(text: str) -> str:
-    """A number as the PBX dials it: digits only, the country code +86/0086 dropped."""
-    number = re.sub(r"[\s\-()（）]", "", text)
-    for prefix in ("+86", "0086"):
-        number = number.removeprefix(prefix)
-    if number and not number.isdigit():
-        raise ValueError(f"phone number {text!r} has characters other than digits")
-    return number
-
 
 
 def _columns(header: Sequence[str], source: str) -> dict[str, int]:

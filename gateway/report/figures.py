@@ -37,6 +37,7 @@ class ShiftInfo:
     calendar_missing: bool = False
     leader: str | None = None
     officers: tuple[str, ...] = ()
+    leader_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class CallRow:
     """事由, as the officer entered it in the console."""
     handling: str | None = None
     instruction: str | None = None
+    final_party: str | None = None
+    transferred_to: str | None = None
+    picked_up_by: str | None = None
 
     @property
     def is_voice_in(self) -> bool:
@@ -202,6 +206,11 @@ class ShiftFigures:
     """Every call of the shift, in order: the spreadsheet's rows."""
     handover: HandoverRow | None = None
     """The shift's 交接班 sheet as signed in the console, if it was."""
+
+    @property
+    def handed_on(self) -> tuple[CallRow, ...]:
+        """Duty-line calls transferred (to the leader, a colleague) or picked up elsewhere."""
+        return tuple(c for c in self.calls if c.is_voice_in and (c.transferred_to or c.picked_up_by))
 
     @property
     def rule_met_percent(self) -> float | None:

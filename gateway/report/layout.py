@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gateway.calls.parties import handled_text, leader_roles
 from gateway.paging.policy import is_classified
 from gateway.report.figures import (
     MISSED_KINDS,
@@ -69,7 +70,7 @@ def document(figures: ShiftFigures, style: Style) -> Document:
         title=f"值班报告 {shift.day:%Y年%m月%d日} {shift.label}",
         sections=(
             _shift_section(figures, style),
-            _calls_section(figures),
+            _calls_section(figures, style),
             _late_section(figures, style),
             _missed_section(figures, style),
             _outbound_section(figures, style),
@@ -107,7 +108,7 @@ def _shift_section(figures: ShiftFigures, style: Style) -> Section:
     return Section("一、班次", tuple(lines))
 
 
-def _calls_section(figures: ShiftFigures) -> Section:
+def _calls_section(figures: ShiftFigures, style: Style) -> Section:
     percent = figures.rule_met_percent
     rate = "—" if percent is None else f"{percent:.1f}%"
     rings = figures.answer_within_rings
@@ -116,8 +117,19 @@ def _calls_section(figures: ShiftFigures) -> Section:
          f"　结果不明：{len(figures.unknown)}"),
         f"{rings}声内接听：{figures.rule_met}（占来电 {rate}）　超时接听：{len(figures.late)}",
         f"未接来电未处理：{len(figures.missed_open)}　去电：{len(figures.outbound)}",
+        *_handed_on_lines(figures, style),
     )
     return Section("二、来电情况", lines, charts=("hourly", "rings"))
+
+
+def _handed_on_lines(figures: ShiftFigures, style: Style) -> tuple[str, ...]:
+    """Each transfer or pickup in one line: "02:15 13800001111 8001 接听后转 8010 带班领导"."""
+    roles = leader_roles(figures.shift.leader_number)
+    return tuple(
+        f"转接/代接：{when(c.arrived_at, style)} {caller_text(c)} "
+        + handled_text(c.answered_by, c.final_party, c.transferred_to, c.picked_up_by, roles)
+        for c in figures.handed_on
+    )
 
 
 def _late_section(figures: ShiftFigures, style: Style) -> Section:

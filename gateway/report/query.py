@@ -72,6 +72,7 @@ def shift_info(session: Session, shift: Shift) -> ShiftInfo:
         start=shift.start, end=shift.end, rest_day=shift.rest_day, day_reason=shift.day_reason,
         calendar_missing=shift.data_missing,
         leader=duty.leader if duty else None, officers=duty.officers if duty else (),
+        leader_number=duty.leader_number if duty else None,
     )
 
 
@@ -160,6 +161,7 @@ def _call_row(call: Call, closed_at: datetime | None) -> CallRow:
         called_back_at=call.called_back_at, called_back_by=call.called_back_by,
         callback_connected=call.callback_connected, closed_at=closed_at, linkedid=call.linkedid,
         note=call.note or ("通话尚未结束" if call.outcome is None else None),
+        final_party=call.final_party, transferred_to=call.transferred_to, picked_up_by=call.picked_up_by,
     )
 
 
