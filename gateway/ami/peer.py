@@ -107,6 +107,9 @@ class AmiPeer:
         """When set, every Originate is answered ``Response: Error`` with this ``Message`` (as
         Asterisk answers one it cannot queue, e.g. ``Permission denied``) and nothing is dialled."""
         """While set, calls are queued but their events held back (``release`` / ``discard_held``)."""
+        self.dropping = False
+        """When set, the connection is closed as soon as an Originate is read (recorded, never
+        answered): the link died with the call possibly ringing and its reply lost."""
         self._held: list[tuple[_Call, tuple[AmiMessage, ...]]] = []
         self._sessions: set[asyncio.StreamWriter] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -192,6 +195,11 @@ class AmiPeer:
 
     def _originate(self, action: AmiMessage, writer: asyncio.StreamWriter) -> None:
         request = _request(action, self.behaviours, self.default)
+        if self.dropping:
+            self.originates.append(request)
+            self._sessions.discard(writer)
+            writer.close()
+            return
         if self.refusing:
             self.refused.append(request)
             writer.write(format_message(AmiMessage.of(Response="Error", ActionID=request.action_id,

@@ -136,9 +136,16 @@ class PageRow:
     acknowledged_by: str | None
     deadline_met: bool | None
     attempts: tuple[AttemptRow, ...] = ()
+    stopped_by: str | None = None
+    """Who stopped the paging from the console (人工停止), at ``closed_at``, for ``stop_reason``."""
+    stop_reason: str | None = None
+    closed_at: datetime | None = None
 
     def acknowledged_by_then(self, as_of: datetime) -> bool:
         return self.acknowledged_at is not None and self.acknowledged_at <= as_of
+
+    def stopped_by_then(self, as_of: datetime) -> bool:
+        return self.stopped_by is not None and self.closed_at is not None and self.closed_at <= as_of
 
 
 def gap_of(call: CallRow, gaps: Sequence[GapRow]) -> GapRow | None:
