@@ -15,6 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from gateway.ami.peer import ANSWER_ACK, NO_ANSWER, AmiPeer
+from gateway.report.layout import document
+from gateway.report.make import plain_text, style_of
+from gateway.report.query import shift_figures
 from gateway.web.paging import _request
 from storage.console import AuditEntry
 from storage.db import Database
@@ -72,6 +75,10 @@ def test_stop_while_the_call_rings_closes_the_page_and_nobody_is_called_again(
                 (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.action == "page.stop")).all()
                 assert (entry.actor, entry.target, entry.new["reason"]) == (
                     "zhaoling", f"escalation:{esc.id}", "已电话联系王局长本人")
+            report = plain_text(document(shift_figures(r.db, r.config, "2026-11-24/night"), style_of(r.config)))
+            line = next(x for x in report.splitlines() if x.startswith("通知1："))
+            assert "人工停止（zhaoling 于 23:00:01，原因：已电话联系王局长本人）" in line, line
+            assert "人工停止" in report.split("八、紧急来文电话通知", 1)[1].split("九、", 1)[0]
 
     run(scenario)
 
