@@ -1,10 +1,10 @@
 """立即呼叫 and 停止呼叫 in a real Chromium: the real daemon (``dutygw run``) talks AMI to the
 test AMI peer (``gateway.ami.peer``), the leader on duty presses the buttons, and the
-Originates the peer receives are the proof.
+Originates (and the Hangup) the peer receives are the proof.
 
 The fax is one the machine judged ordinary (filed, not urgent): the leader judges it
-urgent and pages now; the leader's phone rings (the peer holds the call's result) and the
-leader stops the paging; no further Originate leaves, though the chain would have rung
+urgent and pages now; the leader's phone rings on and the leader stops the paging: the
+ringing call is hung up and no further Originate leaves, though the chain would have rung
 the next person once the ring timeout had passed.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.ami.peer import NO_ANSWER, AmiPeer
+from gateway.ami.peer import RINGING, AmiPeer
 from gateway.clock import UTC
 from storage.console import AuditEntry
 from storage.db import Database, open_database
@@ -72,8 +72,7 @@ class Room:
 @pytest.fixture(scope="module")
 def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     folder = tmp_path_factory.mktemp("paging-console")
-    peer = AmiPeer.from_fixtures(AMI_FIXTURES, default=NO_ANSWER)
-    peer.holding = True  # every call rings and no result comes back (as a phone left ringing)
+    peer = AmiPeer.from_fixtures(AMI_FIXTURES, default=RINGING)  # every phone rings on, nobody answers
     running = PeerThread(peer)
     port = running.start()
     web = free_port()
@@ -189,6 +188,8 @@ def test_the_leader_pages_an_ordinary_fax_now_then_stops_and_no_call_follows(roo
             return row is not None and row.state == "stopped"
 
     wait_for(stopped, 10, "the pager to stop the paging")
+    wait_for(lambda: room.peer.hangups, 10, "the Hangup of the ringing call")
+    assert [h.startswith("PJSIP/trunk-") for h in room.peer.hangups] == [True]
     with db.session() as session:
         row = session.get(Escalation, escalation_id)
         assert row is not None and (row.stopped_by, row.stop_reason) == ("zhaoling", "已电话联系王局长本人，无需再呼")

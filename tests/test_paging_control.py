@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.ami.peer import ANSWER_ACK, NO_ANSWER, AmiPeer
+from gateway.ami.peer import ANSWER_ACK, NO_ANSWER, RINGING, AmiPeer
 from gateway.report.layout import document
 from gateway.report.make import plain_text, style_of
 from gateway.report.query import shift_figures
@@ -79,6 +79,23 @@ def test_stop_while_the_call_rings_closes_the_page_and_nobody_is_called_again(
             line = next(x for x in report.splitlines() if x.startswith("通知1："))
             assert "人工停止（zhaoling 于 23:00:01，原因：已电话联系王局长本人）" in line, line
             assert "人工停止" in report.split("八、紧急来文电话通知", 1)[1].split("九、", 1)[0]
+
+    run(scenario)
+
+
+def test_stop_hangs_up_the_call_still_ringing(tmp_path: Path, database: Database) -> None:
+    async def scenario() -> None:
+        async with rig(tmp_path, database, {LEADER: RINGING}) as r:
+            await r.urgent(306)
+            (esc,) = r.escalations()
+            assert esc.attempts[0].result == "sent"
+            channel = r.peer.originates[0]
+            _ask(r, "stop", escalation_id=esc.id, reason="本人已到值班室")
+            await r.after(1)
+            assert r.escalations()[0].state == "stopped"
+            assert len(r.peer.hangups) == 1 and r.peer.hangups[0].startswith("PJSIP/trunk-"), (
+                "the ringing channel (named by its VarSet PAGE_ID), not the Originate's dial string")
+            assert channel.number == LEADER and len(r.calls()) == 1
 
     run(scenario)
 

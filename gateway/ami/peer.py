@@ -39,7 +39,9 @@ BUSY = "busy"
 UNREACHABLE = "unreachable"
 ANSWER_ONLY = "answer_only"
 """Answered: the story up to ``OriginateResponse`` Reason 4; the dialog is left to a FastAGI test."""
-BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY, UNREACHABLE, ANSWER_ONLY)
+RINGING = "ringing"
+"""Rings on: the no-answer story up to (not including) its ``OriginateResponse``."""
+BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY, UNREACHABLE, ANSWER_ONLY, RINGING)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class AmiPeer:
         """Seconds of real time per recorded second between events (0: as fast as possible)."""
         self.now = now
         self.originates: list[Originated] = []
+        self.hangups: list[str] = []
+        """Channels an AMI ``Hangup`` action asked to end (answered ``Success``)."""
         self.refused: list[Originated] = []
         self.holding = False
         self.refusing = ""
@@ -188,6 +192,10 @@ class AmiPeer:
                                                       Message="Thanks for all the fish.")))
         elif name == "originate":
             self._originate(action, writer)
+        elif name == "hangup":
+            self.hangups.append(action.get("Channel") or "")
+            writer.write(format_message(AmiMessage.of(Response="Success", ActionID=action_id,
+                                                      Message="Channel Hungup")))
         else:
             writer.write(format_message(AmiMessage.of(Response="Error", ActionID=action_id,
                                                       Message="Invalid/unknown command")))
@@ -238,6 +246,9 @@ class AmiPeer:
             return busy_events(self.noanswer_story.events, self.ack_story.events)
         if behaviour == UNREACHABLE:
             return unreachable_events(self.noanswer_story.events, self.ack_story.events)
+        if behaviour == RINGING:
+            events = self.noanswer_story.events
+            return events[:next(i for i, m in enumerate(events) if m.event == "OriginateResponse")]
         if behaviour == ANSWER_ONLY:
             events = self.ack_story.events
             answered = next(i for i, m in enumerate(events) if m.event == "OriginateResponse")

@@ -100,6 +100,8 @@ REFUSED_RETRY = timedelta(seconds=30)
 AGI_WAIT_SECONDS = 3.0
 """How long a FastAGI session waits for the AMI events that prove its channel is ours."""
 TOKEN_BYTES = 18
+HANGUP_TIMEOUT = 3.0
+"""Seconds the worker waits for the PBX to confirm hanging up a call a stop caught ringing."""
 REFUSALS = {
     "closed": "该呼叫已结束。",
     "call_in_progress": "正在通话或振铃中，未重复拨打；本次通话结束后将按顺序继续呼叫。",
@@ -405,12 +407,30 @@ class PagingService:
         elif action.state == "stopped":
             log.warning("escalation %d stopped from the console by %s (%s); nobody else is called",
                         action.escalation_id, escalation.stopped_by, escalation.stop_reason)
+            await self._hang_up(escalation)
         else:
             log.error("escalation %d %s: nobody acknowledged; mailing the secretariat instead",
                       action.escalation_id, action.state)
             await self._mail_secretariat(escalation.id, escalation.receipt_ids)
         for key in [k for k, e in self._keys.items() if e == action.escalation_id]:
             del self._keys[key]
+
+    async def _hang_up(self, escalation: Escalation) -> None:
+        """End the call a stop caught ringing: nobody should pick up a page already called off.
+
+        Its channel is known from the ``VarSet PAGE_ID`` event the call's creation raised."""
+        stopped = {a.key for a in escalation.attempts if a.result == "stopped" and a.sent_at is not None}
+        for channel in [c for c, key in self._channels.items() if key in stopped]:
+            try:
+                response = await self.ami.send_action("Hangup", Channel=channel, Cause="16", timeout=HANGUP_TIMEOUT)
+                detail = "" if response.response == "Success" else response.get("Message") or response.response or ""
+            except Exception as exc:  # noqa: BLE001 - the call then rings until its own timeout
+                detail = str(exc) or type(exc).__name__
+            if detail:
+                log.warning("escalation %d: the PBX did not hang up %s after the stop (%s); it rings until its "
+                            "timeout (the AMI user needs write = call for Hangup)", escalation.id, channel, detail)
+            else:
+                log.info("escalation %d: hung up %s after the stop", escalation.id, channel)
 
     async def _fall_back(self, action: engine.FallBack) -> None:
         """The chain cannot be placed: the secretariat hears now, and the calls go on being tried."""
