@@ -23,6 +23,7 @@ from storage.console import AuditEntry
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import PagingRequest
+from storage.queries import open_items
 from tests.conftest import AMI_FIXTURES
 from tests.test_paging_e2e import DIRECTOR, LEADER, NIGHT, Rig, _mails, _until, rig, run
 
@@ -79,6 +80,10 @@ def test_stop_while_the_call_rings_closes_the_page_and_nobody_is_called_again(
             line = next(x for x in report.splitlines() if x.startswith("通知1："))
             assert "人工停止（zhaoling 于 23:00:01，原因：已电话联系王局长本人）" in line, line
             assert "人工停止" in report.split("八、紧急来文电话通知", 1)[1].split("九、", 1)[0]
+            handover = report.split("九、交接班事项", 1)[1]
+            assert "未确认的电话通知：0 项" in handover, "a stopped page is no open item for the next shift"
+            with r.db.session() as session:
+                assert open_items(session, r.clock.now()).pages == [], "nor on 值班台"
 
     run(scenario)
 

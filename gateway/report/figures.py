@@ -237,7 +237,8 @@ class ShiftFigures:
 
     @property
     def unacknowledged_pages(self) -> tuple[PageRow, ...]:
-        return tuple(page for page in self.pages if not page.acknowledged_by_then(self.as_of))
+        return tuple(page for page in self.pages
+                     if not page.acknowledged_by_then(self.as_of) and not page.stopped_by_then(self.as_of))
 
     @property
     def deadline_met(self) -> int:
