@@ -198,6 +198,7 @@ def test_the_leader_pages_an_ordinary_fax_now_then_stops_and_no_call_follows(roo
             select(AuditEntry).where(AuditEntry.action.like("page.%")).order_by(AuditEntry.id))]
     assert actions == [("page.page_now", f"receipt:{receipt_id}", "zhaoling"),
                        ("page.stop", f"escalation:{escalation_id}", "zhaoling")], "every request audited"
+    wait_for(lambda: all(state != "pending" for _, state, _ in _requests(db)), 10, "both outcomes written back")
     assert [(k, s) for k, s, _ in _requests(db)] == [("page_now", "done"), ("stop", "done")]
 
     leader.goto(f"{room.web}/pages")
