@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -30,8 +29,17 @@ from storage.db import Database, open_database
 from storage.faxes import Receipt
 from storage.paging import Escalation, PagingRequest
 from tests.conftest import AMI_FIXTURES
-from tests.console_harness import PASSWORD, USERS, Browser, dutygw, free_port, run_dutygw, start_browser, wait_for, \
-    write_config
+from tests.console_harness import (
+    PASSWORD,
+    USERS,
+    Browser,
+    dutygw,
+    free_port,
+    run_dutygw,
+    start_browser,
+    wait_for,
+    write_config,
+)
 
 LEADER_PHONE, DIRECTOR_PHONE = "13700003333", "13900004444"
 RING_SECONDS, MARGIN_SECONDS = 8, 4

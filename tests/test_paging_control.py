@@ -9,6 +9,7 @@ its audit entry); the pager picks them up on its next tick. The browser side is 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_stop_while_the_call_rings_closes_the_page_and_nobody_is_called_again(
             assert _outcome(r, request) == ("done", "已停止呼叫。", esc.id)
             (esc,) = r.escalations()
             assert (esc.state, esc.stopped_by, esc.stop_reason, esc.closed_at) == (
-                "stopped", "zhaoling", "已电话联系王局长本人", NIGHT + _seconds(1))
+                "stopped", "zhaoling", "已电话联系王局长本人", NIGHT + timedelta(seconds=1))
             assert [a.result for a in esc.attempts] == ["stopped"]
             r.peer.release()  # the rung phone's no-answer arrives late: ignored
             for _ in range(12):
@@ -116,7 +117,7 @@ def test_page_now_places_the_retry_at_once(tmp_path: Path, database: Database) -
             assert [n for n, _ in r.calls()][:2] == [LEADER, LEADER], "placed at once, not 59 s later"
             assert _outcome(r, request)[0] == "done"
             (esc,) = r.escalations()
-            assert esc.attempts[1].sent_at == NIGHT + _seconds(1)
+            assert esc.attempts[1].sent_at == NIGHT + timedelta(seconds=1)
             assert [n for n, _ in r.calls()] == [LEADER, LEADER, DIRECTOR], "then the chain goes on"
             assert esc.state == "acknowledged"
 
@@ -232,9 +233,3 @@ def test_an_originate_whose_reply_was_lost_waits_for_its_result(tmp_path: Path, 
             assert [n for n, _ in r.calls()] == [LEADER, LEADER, DIRECTOR]
 
     run(scenario)
-
-
-def _seconds(n: float):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return timedelta(seconds=n)
