@@ -20,7 +20,8 @@ from storage.faxes import Receipt
 from storage.paging import Escalation
 from storage.queries import audit, open_items
 
-CLOSED_PAGE_STATES = ("acknowledged", "cancelled")
+CLOSED_PAGE_STATES = ("acknowledged", "cancelled", "stopped")
+"""A page stopped by the leader on duty (人工停止) is closed: a person decided, nothing is left open."""
 
 
 def sheet(session: Session, shift_key: str) -> HandoverSheet | None:

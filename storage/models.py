@@ -6,7 +6,7 @@ from storage.console import (
     AuditEntry, CallbackRequest, CallNote, HandoverSheet, ReceiptCorrection, ReceiptDelivery, User, WebSession,
 )
 from storage.faxes import InboundMail, Receipt, ReceiptPage
-from storage.paging import Escalation, OutboundMail, PageAttempt
+from storage.paging import Escalation, OutboundMail, PageAttempt, PagingRequest
 from storage.reports import ReportRun
 from storage.roster import RosterEntry
 from storage.spotcheck import SpotAttempt, SpotCheck, SpotNote, SpotPlan, SpotUnit
@@ -17,4 +17,5 @@ __all__ = [
     "AuditEntry", "CallbackRequest", "CallNote", "HandoverSheet", "ReceiptCorrection", "ReceiptDelivery",
     "User", "WebSession",
     "SpotAttempt", "SpotCheck", "SpotNote", "SpotPlan", "SpotUnit",
+    "PagingRequest",
 ]

@@ -23,7 +23,7 @@ class Escalation(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[str] = mapped_column(String(20), default="open", index=True)
-    """open → acknowledged | exhausted | cancelled."""
+    """open → acknowledged | exhausted | stopped (人工停止 by the leader on duty)."""
     shift_key: Mapped[str | None] = mapped_column(String(30))
     """The shift it was opened in, e.g. 2026-11-21/night."""
     receipt_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -39,6 +39,9 @@ class Escalation(Base):
     """No call before this (a burst right after an acknowledged page waits for its window)."""
     fallback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the secretariat was mailed because the chain could not be placed (AMI down, refused)."""
+    stopped_by: Mapped[str | None] = mapped_column(String(100))
+    """Who stopped the paging from the console (its closed_at is when)."""
+    stop_reason: Mapped[str | None] = mapped_column(Text)
 
     attempts: Mapped[list[PageAttempt]] = relationship(
         back_populates="escalation", order_by="PageAttempt.id", cascade="all, delete-orphan"
@@ -100,6 +103,33 @@ class OutboundMail(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     """One row per notice (e.g. ``receipt:12``): queueing it again after a crash or a sweep is a no-op."""
+
+
+class PagingRequest(Base):
+    """The leader on duty's 立即呼叫 / 停止呼叫 from the console, for the pager to carry out.
+
+    The console may run in another process (``dutygw web``), so the request goes through
+    the database; the pager polls for pending ones every second and records the outcome.
+    """
+
+    __tablename__ = "paging_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """page_now | stop."""
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id", ondelete="SET NULL"), index=True)
+    receipt_id: Mapped[int | None] = mapped_column(ForeignKey("receipts.id", ondelete="SET NULL"))
+    """For a page now of a receipt that has no escalation (the leader judges it urgent)."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    """pending → done | refused."""
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result_escalation_id: Mapped[int | None] = mapped_column(Integer)
+    """The escalation the request acted on (a new one for a receipt, or for a closed page paged again)."""
+    detail: Mapped[str | None] = mapped_column(Text)
+    """What happened, in words for the duty staff."""
 
 
 def paging_needs_trunk(session: Any) -> bool:

@@ -104,7 +104,8 @@ def open_items(session: Session, now: datetime, window: timedelta = timedelta(da
         select(Receipt).where(Receipt.received_at >= since, Receipt.status.in_(("filed", "needs_review", "reading")))
         .order_by(Receipt.received_at.desc()).limit(100))
     pages = session.scalars(
-        select(Escalation).where(Escalation.opened_at >= since, Escalation.state != "acknowledged")
+        select(Escalation).where(Escalation.opened_at >= since,
+                                 Escalation.state.not_in(("acknowledged", "stopped")))  # 人工停止: decided
         .order_by(Escalation.opened_at.desc()).limit(20))
     return OpenItems([(c, n) for c, n in missed], list(unsigned), list(pages))
 

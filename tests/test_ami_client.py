@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
 
-from gateway.ami.client import AmiClient, ListenerGap
+from gateway.ami.client import AmiClient, AmiConnectionLost, AmiNotSent, ListenerGap
 from gateway.ami.framing import Framer, format_message
 from gateway.ami.message import AmiMessage
 from gateway.ami.replay import ReplayServer, load_recording
@@ -342,3 +344,136 @@ async def _answer_setup(writer: asyncio.StreamWriter, action: AmiMessage) -> Non
 
 def _send(writer: asyncio.StreamWriter, **headers: str) -> None:
     writer.write(format_message(AmiMessage(tuple(headers.items()))))
+
+
+# -- a connection that drops as an Originate is sent: never sent, or sent and unanswered -------
+
+
+def _originate(client: AmiClient, key: str) -> Awaitable[AmiMessage]:
+    return client.send_action("Originate", action_id=key, Channel="PJSIP/13700003333@trunk", Context="paging",
+                              Exten="ack", Priority="1", Async="true", Timeout="30000")
+
+
+def _end(writer: asyncio.StreamWriter, ending: str) -> None:
+    """Close as Asterisk does (FIN), or reset the connection (RST: a crashed PBX, a firewall)."""
+    if ending == "reset":
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.close()
+
+
+async def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_an_originate_with_no_connection_is_not_sent() -> None:
+    async def scenario() -> None:
+        client = _client(1, Story(until=lambda s: False))  # never connected
+        with pytest.raises(AmiNotSent):
+            await _originate(client, "page-1")
+
+    asyncio.run(scenario())
+    assert not issubclass(AmiNotSent, AmiConnectionLost), "callers must be able to tell the two apart"
+
+
+def test_an_originate_after_the_pbx_closed_the_connection_is_not_sent() -> None:
+    received: list[str] = []
+    drop = asyncio.Event()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def serve() -> None:
+            async for action in _actions(reader, writer):
+                if action["Action"] == "Originate":
+                    received.append(action.action_id or "")
+                await _answer_setup(writer, action)
+
+        serving = asyncio.create_task(serve())
+        await drop.wait()
+        serving.cancel()
+        _end(writer, "close")
+
+    async def scenario() -> None:
+        async with _peer(peer) as port:
+            story = Story(until=lambda s: bool(s.of("disconnected")))
+            client = _client(port, story)
+
+            async def body() -> None:
+                drop.set()
+                await _wait(lambda: bool(story.of("disconnected")))
+                with pytest.raises(AmiNotSent):
+                    await _originate(client, "page-1")
+
+            await _run_until(client, story, body)
+
+    asyncio.run(scenario())
+    assert received == []
+
+
+@pytest.mark.parametrize("ending", ["close", "reset"])
+def test_a_connection_dropped_once_the_originate_was_read_leaves_it_unconfirmed(ending: str) -> None:
+    """The PBX read the Originate and the link died before its reply: it may be ringing
+    (``AmiConnectionLost``). The next Originate, sent at once, never leaves (``AmiNotSent``)."""
+    received: list[str] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for action in _actions(reader, writer):
+            if action["Action"] == "Originate":
+                received.append(action.action_id or "")
+                _end(writer, ending)
+                return
+            await _answer_setup(writer, action)
+
+    async def scenario() -> tuple[type, type]:
+        async with _peer(peer) as port:
+            story = Story(until=lambda s: len(s.of("connected")) >= 2)
+            client = _client(port, story)
+            outcomes: list[type] = []
+
+            async def body() -> None:
+                for key in ("page-1", "page-2"):
+                    try:
+                        await _originate(client, key)
+                    except (AmiConnectionLost, AmiNotSent) as exc:
+                        outcomes.append(type(exc))
+
+            await _run_until(client, story, body)  # … and until the client has reconnected
+            return outcomes[0], outcomes[1]
+
+    first, second = asyncio.run(scenario())
+    assert (first, second) == (AmiConnectionLost, AmiNotSent)
+    assert received == ["page-1"], "the second Originate reached no connection, not even the new one"
+
+
+def test_a_connection_dropped_right_after_the_reply_confirms_the_originate() -> None:
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for action in _actions(reader, writer):
+            if action["Action"] == "Originate":
+                _send(writer, Response="Success", ActionID=action.action_id or "", Message="Originate successfully queued")
+                await writer.drain()
+                _end(writer, "close")
+                return
+            await _answer_setup(writer, action)
+
+    async def scenario() -> tuple[AmiMessage, type]:
+        async with _peer(peer) as port:
+            story = Story(until=lambda s: bool(s.of("disconnected")))
+            client = _client(port, story)
+            results: list[object] = []
+
+            async def body() -> None:
+                results.append(await _originate(client, "page-1"))
+                try:
+                    await _originate(client, "page-2")
+                except (AmiConnectionLost, AmiNotSent) as exc:
+                    results.append(type(exc))
+
+            await _run_until(client, story, body)
+            return results[0], results[1]  # type: ignore[return-value]
+
+    reply, second = asyncio.run(scenario())
+    assert reply.response == "Success" and reply.action_id == "page-1"
+    assert second is AmiNotSent

@@ -16,16 +16,19 @@ from gateway.paging.escalation import (
     FallBack,
     OriginateResult,
     OriginateSent,
+    PageNow,
     Person,
     PlaceCall,
     PlaceFailed,
     RecordAttemptResult,
     Rules,
+    Stopped,
     Tick,
     UrgentReceipt,
     handle,
     next_wakeup,
     open_escalation,
+    page_now_blocker,
     resume,
     route_receipt,
 )
@@ -296,3 +299,80 @@ def test_place_failed_is_ignored_for_a_call_already_sent() -> None:
     before = run.escalation
     run.feed(PlaceFailed(key, NIGHT, "late", NIGHT))
     assert run.escalation == before
+
+
+# -- the leader on duty steps in (人工停止, 立即呼叫) -------------------------------------------
+
+
+@pytest.mark.parametrize("moment", ["ringing", "answered", "waiting_for_retry"])
+def test_stop_closes_the_escalation_and_nobody_is_called_again(moment: str) -> None:
+    run = Run()
+    if moment == "answered":
+        run.feed(OriginateResult(run.last.key, 4, "PJSIP/trunk-1", run.at(5)))
+    elif moment == "waiting_for_retry":
+        run.outcome("no_answer")
+    stopped_at = run.at(2)
+    run.feed(Stopped("zhaoling", "已电话联系王局长本人", stopped_at))
+    esc = run.escalation
+    assert (esc.state, esc.stopped_by, esc.stop_reason, esc.closed_at) == (
+        "stopped", "zhaoling", "已电话联系王局长本人", stopped_at)
+    assert esc.acknowledged_at is None and esc.acknowledged_by is None, "a stop is not an acknowledgement"
+    assert not any(a.active for a in esc.attempts), "the attempt under way ends as stopped"
+    assert esc.attempts[-1].result == "stopped" and esc.attempts[-1].ended_at == stopped_at
+    close = run.log[-1]
+    assert isinstance(close, CloseEscalation) and close.state == "stopped"
+    calls = len(run.calls)
+    run.feed(OriginateResult(esc.attempts[0].key, 3, "PJSIP/x@trunk", run.at(30)))  # a late result
+    for _ in range(20):
+        run.feed(Tick(run.at(60)))
+    assert len(run.calls) == calls and run.escalation == esc, "a stopped escalation never calls again"
+    assert next_wakeup(run.escalation, RULES) is None
+
+
+def test_stop_of_a_closed_escalation_changes_nothing() -> None:
+    run = Run()
+    run.outcome("ack")
+    before = run.escalation
+    run.feed(Stopped("zhaoling", "误操作", run.at(5)))
+    assert run.escalation == before and run.escalation.state == "acknowledged"
+
+
+def test_page_now_places_the_retry_at_once_instead_of_after_the_interval() -> None:
+    run = Run()
+    run.outcome("no_answer")  # at +30 s; the retry is due at +60 s
+    assert len(run.calls) == 1
+    asked_at = run.at(5)
+    run.feed(PageNow("zhaoling", asked_at))
+    assert [c.number for c in run.calls] == ["13700003333", "13700003333"]
+    retry = run.escalation.attempts[1]
+    assert (retry.sent_at, retry.step, retry.try_no) == (asked_at, 0, 1), "the current step, its next try"
+    assert retry.detail == "page now by zhaoling"
+    run.outcome("no_answer")
+    assert [c.number for c in run.calls][-1] == "13900004444", "the chain goes on as before"
+
+
+def test_page_now_while_a_call_rings_places_no_second_call() -> None:
+    run = Run()
+    assert page_now_blocker(run.escalation) == "call_in_progress"
+    before = run.escalation
+    run.feed(PageNow("zhaoling", run.at(3)))
+    assert len(run.calls) == 1 and run.escalation == before, "one call at a time"
+
+
+def test_page_now_waives_the_coalescing_window_of_a_deferred_escalation() -> None:
+    window_end = NIGHT + timedelta(seconds=150)
+    esc, actions = open_escalation(2, [102], CHAIN, NIGHT, RULES, not_before=window_end)
+    assert actions == [] and page_now_blocker(esc) is None
+    esc, actions = handle(esc, PageNow("zhaoling", NIGHT + timedelta(seconds=10)), RULES)
+    (call,) = [a for a in actions if isinstance(a, PlaceCall)]
+    assert (call.number, call.receipt_ids) == ("13700003333", (102,))
+    assert esc.not_before is None
+
+
+def test_page_now_on_a_closed_escalation_is_refused() -> None:
+    run = Run()
+    run.outcome("ack")
+    assert page_now_blocker(run.escalation) == "closed"
+    before = run.escalation
+    run.feed(PageNow("zhaoling", run.at(5)))
+    assert run.escalation == before and len(run.calls) == 1

@@ -11,6 +11,12 @@ Lifecycle of one connection: greeting, ``Login`` (``Events: on``), ``CoreShowCha
 after it, in order. A ``Ping`` every ``ping_interval_seconds`` proves the peer alive. On
 EOF, a socket error, a missing Pong or a ``Shutdown`` event ``on_disconnected`` gets a
 ``ListenerGap`` and the client reconnects with exponential backoff.
+
+An action on a dying connection fails in one of two ways, and callers that must not act
+twice (the pager's Originate) need to tell them apart: ``AmiNotSent`` when its bytes never
+left (no connection, the PBX's close already read, the socket refused the write), so
+nothing can have happened on the PBX; ``AmiConnectionLost`` when they were handed to the
+socket and the reply never came, so the PBX may well be carrying the action out.
 """
 
 from __future__ import annotations
@@ -46,7 +52,12 @@ class AmiLoginError(AmiError):
 
 
 class AmiConnectionLost(AmiError):
-    """The connection ended (EOF, socket error, Shutdown event or a missing Pong)."""
+    """The connection ended (EOF, socket error, Shutdown event or a missing Pong); an action
+    written before that may have been carried out."""
+
+
+class AmiNotSent(AmiError):
+    """The action never reached the socket: the PBX cannot have carried it out."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class AmiClient:
         self.pong_timeout = pong_timeout if pong_timeout is not None else min(config.ping_interval_seconds, 10.0)
         self._ids = itertools.count(1)
         self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.StreamReader | None = None
         self._pending: dict[str, asyncio.Future[AmiMessage]] = {}
         self._collectors: dict[str, _Collector] = {}
         self._greeting: asyncio.Future[AmiMessage] | None = None
@@ -152,7 +164,7 @@ class AmiClient:
             asyncio.open_connection(self.config.host, self.config.port),
             self.config.connect_timeout_seconds,
         )
-        self._writer = writer
+        self._writer, self._reader = writer, reader
         self._held = []
         self._greeting = asyncio.get_running_loop().create_future()
         reading = asyncio.create_task(self._read_loop(reader))
@@ -228,7 +240,7 @@ class AmiClient:
 
     async def _close(self, reading: asyncio.Task[str], writer: asyncio.StreamWriter) -> None:
         self.connected.clear()
-        self._writer = None
+        self._writer = self._reader = None
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
         writer.close()
@@ -316,11 +328,24 @@ class AmiClient:
         return f"dutygw-{next(self._ids)}"
 
     async def _write(self, action: str, action_id: str, fields: dict[str, str | list[str]]) -> None:
-        writer = self._writer
+        """Hand the action to the socket: ``AmiNotSent`` if it cannot have left, ``AmiConnectionLost``
+        if the connection failed once (part of) it was handed over."""
+        writer, reader = self._writer, self._reader
         if writer is None or writer.is_closing():
-            raise AmiConnectionLost(f"not connected to AMI; cannot send {action}")
-        writer.write(format_action(action, action_id, **fields))  # type: ignore[arg-type]
-        await writer.drain()
+            raise AmiNotSent(f"not connected to AMI; {action} not sent")
+        if reader is not None and (reader.at_eof() or reader.exception() is not None):
+            raise AmiNotSent(f"the PBX closed the AMI connection; {action} not sent")
+        data = format_action(action, action_id, **fields)  # type: ignore[arg-type]
+        try:
+            writer.write(data)
+        except (OSError, RuntimeError) as exc:
+            raise AmiNotSent(f"AMI socket refused {action}: {_describe(exc)}") from exc
+        if writer.is_closing():  # the immediate send failed (reset, broken pipe): nothing was taken
+            raise AmiNotSent(f"the AMI connection broke before {action} was sent")
+        try:
+            await writer.drain()
+        except (OSError, RuntimeError) as exc:
+            raise AmiConnectionLost(f"AMI connection lost while sending {action}: {_describe(exc)}") from exc
 
     def _fail_waiters(self, error: AmiError) -> None:
         waiters: list[asyncio.Future[Any]] = [*self._pending.values(), *(c.done for c in self._collectors.values())]

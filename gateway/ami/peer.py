@@ -39,7 +39,9 @@ BUSY = "busy"
 UNREACHABLE = "unreachable"
 ANSWER_ONLY = "answer_only"
 """Answered: the story up to ``OriginateResponse`` Reason 4; the dialog is left to a FastAGI test."""
-BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY, UNREACHABLE, ANSWER_ONLY)
+RINGING = "ringing"
+"""Rings on: the no-answer story up to (not including) its ``OriginateResponse``."""
+BEHAVIOURS = (ANSWER_ACK, ANSWER_NO_KEY, NO_ANSWER, BUSY, UNREACHABLE, ANSWER_ONLY, RINGING)
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,17 @@ class AmiPeer:
         """Seconds of real time per recorded second between events (0: as fast as possible)."""
         self.now = now
         self.originates: list[Originated] = []
+        self.hangups: list[str] = []
+        """Channels an AMI ``Hangup`` action asked to end (answered ``Success``)."""
         self.refused: list[Originated] = []
         self.holding = False
         self.refusing = ""
         """When set, every Originate is answered ``Response: Error`` with this ``Message`` (as
         Asterisk answers one it cannot queue, e.g. ``Permission denied``) and nothing is dialled."""
         """While set, calls are queued but their events held back (``release`` / ``discard_held``)."""
+        self.dropping = False
+        """When set, the connection is closed as soon as an Originate is read (recorded, never
+        answered): the link died with the call possibly ringing and its reply lost."""
         self._held: list[tuple[_Call, tuple[AmiMessage, ...]]] = []
         self._sessions: set[asyncio.StreamWriter] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -185,6 +192,10 @@ class AmiPeer:
                                                       Message="Thanks for all the fish.")))
         elif name == "originate":
             self._originate(action, writer)
+        elif name == "hangup":
+            self.hangups.append(action.get("Channel") or "")
+            writer.write(format_message(AmiMessage.of(Response="Success", ActionID=action_id,
+                                                      Message="Channel Hungup")))
         else:
             writer.write(format_message(AmiMessage.of(Response="Error", ActionID=action_id,
                                                       Message="Invalid/unknown command")))
@@ -192,6 +203,11 @@ class AmiPeer:
 
     def _originate(self, action: AmiMessage, writer: asyncio.StreamWriter) -> None:
         request = _request(action, self.behaviours, self.default)
+        if self.dropping:
+            self.originates.append(request)
+            self._sessions.discard(writer)
+            writer.close()
+            return
         if self.refusing:
             self.refused.append(request)
             writer.write(format_message(AmiMessage.of(Response="Error", ActionID=request.action_id,
@@ -230,6 +246,9 @@ class AmiPeer:
             return busy_events(self.noanswer_story.events, self.ack_story.events)
         if behaviour == UNREACHABLE:
             return unreachable_events(self.noanswer_story.events, self.ack_story.events)
+        if behaviour == RINGING:
+            events = self.noanswer_story.events
+            return events[:next(i for i, m in enumerate(events) if m.event == "OriginateResponse")]
         if behaviour == ANSWER_ONLY:
             events = self.ack_story.events
             answered = next(i for i, m in enumerate(events) if m.event == "OriginateResponse")

@@ -21,7 +21,10 @@ The rules, as the duty room runs them:
 * a call that cannot be placed at all (AMI down, ``Originate`` refused) is the PBX's
   fault, not the callee's: the attempt stays planned and is tried again, and the first
   such failure of an escalation mails the secretariat at once (``FallBack``), so an
-  urgent fax is never left with nobody told.
+  urgent fax is never left with nobody told;
+* the leader on duty may step in from the console: ``Stopped`` closes the escalation as
+  ``stopped`` (who and why kept; a call in progress is left to end, nobody else is rung),
+  and ``PageNow`` places the planned call at once instead of at its retry time.
 """
 
 from __future__ import annotations
@@ -122,7 +125,7 @@ class Escalation:
     receipt_ids: tuple[int, ...]
     attempts: tuple[Attempt, ...] = ()
     state: str = "open"
-    """open → acknowledged | exhausted | cancelled."""
+    """open → acknowledged | exhausted | stopped."""
     not_before: datetime | None = None
     """No call before this instant (the coalescing window of an earlier escalation)."""
     acknowledged_at: datetime | None = None
@@ -132,6 +135,8 @@ class Escalation:
     closed_at: datetime | None = None
     fallback_at: datetime | None = None
     """When the secretariat was mailed because the chain could not be placed."""
+    stopped_by: str | None = None
+    stop_reason: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -211,7 +216,25 @@ class Tick:
     now: datetime
 
 
-Event = UrgentReceipt | OriginateSent | OriginateResult | DialEnded | CallEnded | Acknowledged | PlaceFailed | Tick
+@dataclass(frozen=True)
+class Stopped:
+    """The leader on duty stopped the paging from the console (人工停止)."""
+
+    by: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PageNow:
+    """The leader on duty asked for a call now: the planned attempt is placed at once."""
+
+    by: str
+    at: datetime
+
+
+Event = (UrgentReceipt | OriginateSent | OriginateResult | DialEnded | CallEnded | Acknowledged | PlaceFailed
+         | Tick | Stopped | PageNow)
 
 # ---------------------------------------------------------------------------- actions
 
@@ -319,6 +342,10 @@ def handle(escalation: Escalation, event: Event, rules: Rules) -> Step:
         return _acknowledge(escalation, event, rules)
     if isinstance(event, PlaceFailed):
         return _place_failed(escalation, event)
+    if isinstance(event, Stopped):
+        return _stop(escalation, event)
+    if isinstance(event, PageNow):
+        return _page_now(escalation, event, rules)
     attempt = escalation.attempt(event.key)
     if attempt is None or not attempt.active:
         return escalation, []
@@ -346,6 +373,44 @@ def _place_failed(escalation: Escalation, event: PlaceFailed) -> Step:
     if escalation.fallback_at is None:
         escalation = dataclasses.replace(escalation, fallback_at=event.at)
     return escalation, [FallBack(escalation.id, escalation.receipt_ids, event.detail, event.at)]
+
+
+def _stop(escalation: Escalation, event: Stopped) -> Step:
+    """Closed as ``stopped``: the attempt under way ends ``stopped`` (its late results are
+    ignored, as for any closed escalation) and no further call is planned."""
+    actions: list[Action] = []
+    for attempt in escalation.attempts:
+        if attempt.active:
+            detail = f"stopped by {event.by}"
+            escalation = _replace_attempt(escalation, _ended(attempt, "stopped", event.at, detail))
+            actions.append(RecordAttemptResult(escalation.id, attempt.key, "stopped", event.at))
+    closed = dataclasses.replace(escalation, state="stopped", closed_at=event.at, stopped_by=event.by,
+                                 stop_reason=event.reason)
+    actions.append(CloseEscalation(escalation.id, "stopped", bool(escalation.deadline_met), event.at))
+    return closed, actions
+
+
+def page_now_blocker(escalation: Escalation) -> str | None:
+    """Why ``PageNow`` cannot place a call now (a call is ringing or answered), or None."""
+    if not escalation.is_open:
+        return "closed"
+    current = next((a for a in escalation.attempts if a.active), None)
+    if current is not None and current.result != "planned":
+        return "call_in_progress"
+    return None
+
+
+def _page_now(escalation: Escalation, event: PageNow, rules: Rules) -> Step:
+    """The planned call becomes due now (the coalescing window and the retry interval are
+    waived: the leader decided); one call at a time still holds."""
+    if page_now_blocker(escalation) is not None:
+        return escalation, []
+    escalation = dataclasses.replace(escalation, not_before=None)
+    current = next((a for a in escalation.attempts if a.active), None)
+    if current is not None:
+        asked = dataclasses.replace(current, due_at=min(current.due_at, event.at), detail=f"page now by {event.by}")
+        escalation = _replace_attempt(escalation, asked)
+    return _advance(escalation, event.at, rules)
 
 
 def _join(escalation: Escalation, event: UrgentReceipt) -> Escalation:

@@ -29,6 +29,15 @@ tried again; the secretariat is mailed at once and an error is logged. The hand-
 the fax intake is durable: besides the in-memory callback (the fast path), a sweep at
 start and every ``sweep_seconds`` picks up every recent receipt that should have been
 paged or mailed and was not (``dutygw fax ingest``, a crash between decision and page).
+
+An Originate that never left (the connection dropped before its bytes were written:
+``AmiNotSent``) is a call not placed, as above; one whose reply was lost after it was
+written (``AmiConnectionLost``) may be ringing, so it waits for its result like any call.
+
+The leader on duty steps in from the console through the database (``paging_requests``,
+because the console may be another process): every tick the pending requests are
+carried out through the engine (``Stopped``, ``PageNow``; a page now of a receipt with no
+open escalation opens one, whatever the policy said) and their outcome is written back.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from typing import Protocol
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from gateway.ami.client import AmiNotSent
 from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
@@ -58,10 +68,12 @@ from gateway.paging.escalation import (
     Escalation,
     OriginateResult,
     OriginateSent,
+    PageNow,
     Person,
     PlaceCall,
     PlaceFailed,
     Rules,
+    Stopped,
     Tick,
     UrgentReceipt,
 )
@@ -73,7 +85,7 @@ from gateway.paging.speech import Speech
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation as EscalationRow
-from storage.paging import OutboundMail, PageAttempt
+from storage.paging import OutboundMail, PageAttempt, PagingRequest
 
 log = logging.getLogger("dutygw.paging")
 
@@ -88,6 +100,15 @@ REFUSED_RETRY = timedelta(seconds=30)
 AGI_WAIT_SECONDS = 3.0
 """How long a FastAGI session waits for the AMI events that prove its channel is ours."""
 TOKEN_BYTES = 18
+HANGUP_TIMEOUT = 3.0
+"""Seconds the worker waits for the PBX to confirm hanging up a call a stop caught ringing."""
+REFUSALS = {
+    "closed": "该呼叫已结束。",
+    "call_in_progress": "正在通话或振铃中，未重复拨打；本次通话结束后将按顺序继续呼叫。",
+    "no_receipt": "没有这份来文。",
+    "no_chain": "呼叫顺序中没有可拨打的号码。",
+}
+"""Why a console request was not carried out, in words for the leader on duty."""
 
 
 class AmiSender(Protocol):
@@ -112,6 +133,25 @@ class _Resume:
 @dataclass(frozen=True)
 class _Sweep:
     pass
+
+
+@dataclass(frozen=True)
+class ConsoleRequest:
+    """A pending ``paging_requests`` row, as a value."""
+
+    id: int
+    kind: str
+    escalation_id: int | None
+    receipt_id: int | None
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    state: str
+    detail: str
+    escalation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +351,7 @@ class PagingService:
         elif isinstance(item, Tick):
             for escalation in list(self._open.values()):
                 await self._step(escalation, item)
+            await self._console_requests()
             if self._next_sweep is None or item.now >= self._next_sweep:
                 await self._sweep(grace=SWEEP_GRACE)
         else:
@@ -363,12 +404,33 @@ class PagingService:
         if action.state == "acknowledged":
             log.info("escalation %d acknowledged by %s; deadline %s", action.escalation_id, action.acknowledged_by,
                      "met" if action.deadline_met else "MISSED")
+        elif action.state == "stopped":
+            log.warning("escalation %d stopped from the console by %s (%s); nobody else is called",
+                        action.escalation_id, escalation.stopped_by, escalation.stop_reason)
+            await self._hang_up(escalation)
         else:
             log.error("escalation %d %s: nobody acknowledged; mailing the secretariat instead",
                       action.escalation_id, action.state)
             await self._mail_secretariat(escalation.id, escalation.receipt_ids)
         for key in [k for k, e in self._keys.items() if e == action.escalation_id]:
             del self._keys[key]
+
+    async def _hang_up(self, escalation: Escalation) -> None:
+        """End the call a stop caught ringing: nobody should pick up a page already called off.
+
+        Its channel is known from the ``VarSet PAGE_ID`` event the call's creation raised."""
+        stopped = {a.key for a in escalation.attempts if a.result == "stopped" and a.sent_at is not None}
+        for channel in [c for c, key in self._channels.items() if key in stopped]:
+            try:
+                response = await self.ami.send_action("Hangup", Channel=channel, Cause="16", timeout=HANGUP_TIMEOUT)
+                detail = "" if response.response == "Success" else response.get("Message") or response.response or ""
+            except Exception as exc:  # noqa: BLE001 - the call then rings until its own timeout
+                detail = str(exc) or type(exc).__name__
+            if detail:
+                log.warning("escalation %d: the PBX did not hang up %s after the stop (%s); it rings until its "
+                            "timeout (the AMI user needs write = call for Hangup)", escalation.id, channel, detail)
+            else:
+                log.info("escalation %d: hung up %s after the stop", escalation.id, channel)
 
     async def _fall_back(self, action: engine.FallBack) -> None:
         """The chain cannot be placed: the secretariat hears now, and the calls go on being tried."""
@@ -437,14 +499,19 @@ class PagingService:
             return None
         if route.kind == "join" and route.join in open_ids:
             return _Join(route.join, UrgentReceipt(receipt_id, now))
+        return self._new_escalation(session, [receipt_id], now, shift, route.not_before)
+
+    def _new_escalation(self, session: Session, receipt_ids: Sequence[int], now: datetime, shift: Shift,
+                        not_before: datetime | None = None) -> engine.Step:
+        """A new escalation row (flushed in ``session``, committed with it) and its first step."""
         members = resolve_chain(self.config.paging, on_duty(session, shift.duty_date, shift.name),
                                 room_number=self.config.duty.room_phone.replace("-", ""))
         row = EscalationRow(opened_at=now, deadline_at=now + self.rules.deadline, state="open", shift_key=shift.key,
-                            receipt_ids=[receipt_id], chain=chain_as_json(members), not_before=route.not_before)
+                            receipt_ids=list(receipt_ids), chain=chain_as_json(members), not_before=not_before)
         session.add(row)
         session.flush()
         people = [Person(m.role, m.name, m.number) for m in members]
-        return engine.open_escalation(row.id, [receipt_id], people, now, self.rules, route.not_before)
+        return engine.open_escalation(row.id, receipt_ids, people, now, self.rules, not_before)
 
     async def _sweep(self, grace: timedelta = timedelta(0)) -> None:
         """Hand over every recent receipt that should have been paged or mailed and was not
@@ -455,6 +522,64 @@ class PagingService:
             log.warning("receipt %d is urgent and was never handed to the pager (filed by hand, or before a "
                         "restart): handling it now", receipt_id)
             await self._receipt(receipt_id)
+
+    # -- the leader on duty's requests from the console ------------------------------------
+
+    async def _console_requests(self) -> None:
+        """Carry out the pending 立即呼叫 / 停止呼叫 requests, oldest first, and record each outcome."""
+        for request in await self.db.run(_pending_requests, self.db):
+            try:
+                outcome = await self._carry_out(request)
+            except Exception:
+                log.exception("console request %d (%s) failed", request.id, request.kind)
+                outcome = _Outcome("refused", "处理失败，请重试或直接电话通知。", request.escalation_id)
+            log.info("console request %d: %s by %s: %s", request.id, request.kind, request.by, outcome.state)
+            await self.db.run(_finish_request, self.db, request.id, outcome, self.clock.now())
+
+    async def _carry_out(self, request: ConsoleRequest) -> _Outcome:
+        now = self.clock.now()
+        if request.kind == "stop":
+            escalation = self._open.get(request.escalation_id or -1)
+            if escalation is None:
+                return _Outcome("refused", REFUSALS["closed"], request.escalation_id)
+            await self._step(escalation, Stopped(request.by, request.reason, now))
+            return _Outcome("done", "已停止呼叫。", escalation.id)
+        target = self._open.get(request.escalation_id or -1) if request.escalation_id else None
+        if target is None and request.receipt_id is not None:
+            target = next((e for e in self._open.values() if request.receipt_id in e.receipt_ids), None)
+        if target is not None:
+            return await self._page_now(target, request.by, now)
+        return await self._page_again(request, now)
+
+    async def _page_now(self, escalation: Escalation, by: str, now: datetime) -> _Outcome:
+        blocker = engine.page_now_blocker(escalation)
+        if blocker is not None:
+            return _Outcome("refused", REFUSALS[blocker], escalation.id)
+        await self._step(escalation, PageNow(by, now))
+        return _Outcome("done", "已立即呼叫。", escalation.id)
+
+    async def _page_again(self, request: ConsoleRequest, now: datetime) -> _Outcome:
+        """Page now for receipts with no open escalation: they join the one under way, or a new one opens."""
+        receipt_ids = await self.db.run(_request_receipts, self.db, request)
+        if not receipt_ids:
+            return _Outcome("refused", REFUSALS["no_receipt"], request.escalation_id)
+        under_way = max(self._open.values(), key=lambda e: e.opened_at, default=None)
+        if under_way is not None:
+            for receipt_id in receipt_ids:
+                await self._step(self._open[under_way.id], UrgentReceipt(receipt_id, now))
+            return await self._page_now(self._open[under_way.id], request.by, now)
+        opened, actions = await self.db.run(self._open_for_request, receipt_ids, now)
+        log.warning("escalation %d opened from the console by %s for receipt(s) %s", opened.id, request.by,
+                    ", ".join(map(str, receipt_ids)))
+        await self._apply(None, opened, actions)
+        if not opened.chain:  # closed at once as exhausted: the secretariat is mailed instead
+            return _Outcome("refused", REFUSALS["no_chain"], opened.id)
+        return _Outcome("done", "已开始呼叫。", opened.id)
+
+    def _open_for_request(self, receipt_ids: list[int], now: datetime) -> engine.Step:
+        with self.db.session() as session:
+            shift = shift_at(now, self.config.calendar, self.config.zone)
+            return self._new_escalation(session, receipt_ids, now, shift)
 
     # -- placing a call ---------------------------------------------------------------------
 
@@ -470,6 +595,9 @@ class PagingService:
         sent_at = self.clock.now()
         try:
             response = await self.ami.send_action("Originate", action_id=call.key, **fields)  # type: ignore[arg-type]
+        except AmiNotSent as exc:  # the bytes never left: nothing rings, so this is a call not placed
+            await self._not_placed(call, f"not placed: {exc}", self.clock.now())
+            return
         except Exception as exc:  # noqa: BLE001 - the action may have left: never send it again
             log.error("page %s to %s: Originate unconfirmed (%s); waiting for its result", call.key, call.number, exc)
             await self._feed(call.key, OriginateSent(call.key, sent_at))
@@ -581,6 +709,30 @@ def _store(db: Database, value: Escalation) -> None:
         store_escalation(session, value)
 
 
+def _pending_requests(db: Database) -> list[ConsoleRequest]:
+    with db.session() as session:
+        rows = session.scalars(select(PagingRequest).where(PagingRequest.state == "pending")
+                               .order_by(PagingRequest.id)).all()
+        return [ConsoleRequest(r.id, r.kind, r.escalation_id, r.receipt_id, r.reason, r.requested_by) for r in rows]
+
+
+def _finish_request(db: Database, request_id: int, outcome: _Outcome, at: datetime) -> None:
+    with db.session() as session:
+        row = session.get(PagingRequest, request_id)
+        if row is not None:
+            row.state, row.detail, row.handled_at = outcome.state, outcome.detail, at
+            row.result_escalation_id = outcome.escalation_id
+
+
+def _request_receipts(db: Database, request: ConsoleRequest) -> list[int]:
+    """The receipts a page now is about: the one named, or those of the (closed) escalation named."""
+    with db.session() as session:
+        if request.receipt_id is not None:
+            return [request.receipt_id] if session.get(Receipt, request.receipt_id) is not None else []
+        row = session.get(EscalationRow, request.escalation_id) if request.escalation_id else None
+        return [int(i) for i in row.receipt_ids or []] if row is not None else []
+
+
 def _with_tokens(escalation: Escalation, actions: Sequence[object]) -> Escalation:
     """Give each attempt about to be dialled its unguessable page id (once: a retry keeps it)."""
     for action in actions:
@@ -669,7 +821,7 @@ def escalation_value(row: EscalationRow) -> Escalation:
         receipt_ids=tuple(row.receipt_ids or ()), attempts=attempts, state=row.state, not_before=row.not_before,
         acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
         acknowledged_number=row.acknowledged_number, deadline_met=row.deadline_met, closed_at=row.closed_at,
-        fallback_at=row.fallback_at,
+        fallback_at=row.fallback_at, stopped_by=row.stopped_by, stop_reason=row.stop_reason,
     )
 
 
@@ -680,7 +832,7 @@ def store_escalation(session: Session, value: Escalation) -> EscalationRow:
         row = EscalationRow(id=value.id)
         session.add(row)
     for name in ("opened_at", "deadline_at", "state", "not_before", "acknowledged_at", "acknowledged_by",
-                 "acknowledged_number", "deadline_met", "closed_at", "fallback_at"):
+                 "acknowledged_number", "deadline_met", "closed_at", "fallback_at", "stopped_by", "stop_reason"):
         setattr(row, name, getattr(value, name))
     row.receipt_ids = list(value.receipt_ids)
     row.chain = [{"role": p.role, "name": p.name, "number": p.number} for p in value.chain]

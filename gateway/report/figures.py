@@ -140,9 +140,16 @@ class PageRow:
     acknowledged_by: str | None
     deadline_met: bool | None
     attempts: tuple[AttemptRow, ...] = ()
+    stopped_by: str | None = None
+    """Who stopped the paging from the console (人工停止), at ``closed_at``, for ``stop_reason``."""
+    stop_reason: str | None = None
+    closed_at: datetime | None = None
 
     def acknowledged_by_then(self, as_of: datetime) -> bool:
         return self.acknowledged_at is not None and self.acknowledged_at <= as_of
+
+    def stopped_by_then(self, as_of: datetime) -> bool:
+        return self.stopped_by is not None and self.closed_at is not None and self.closed_at <= as_of
 
 
 def gap_of(call: CallRow, gaps: Sequence[GapRow]) -> GapRow | None:
@@ -239,7 +246,8 @@ class ShiftFigures:
 
     @property
     def unacknowledged_pages(self) -> tuple[PageRow, ...]:
-        return tuple(page for page in self.pages if not page.acknowledged_by_then(self.as_of))
+        return tuple(page for page in self.pages
+                     if not page.acknowledged_by_then(self.as_of) and not page.stopped_by_then(self.as_of))
 
     @property
     def deadline_met(self) -> int:

@@ -30,8 +30,10 @@ STATUS = {"reading": "识别中", "filed": "已登记", "needs_review": "待核�
 ATTEMPT_RESULT = {
     "planned": "待呼叫", "sent": "呼叫中", "answered": "已接听", "acknowledged": "已确认（按1）",
     "not_acknowledged": "接听未确认", "no_answer": "无人接听", "busy": "忙线", "failed": "呼叫失败",
+    "stopped": "人工停止",
 }
-PAGE_STATE = {"open": "呼叫中", "acknowledged": "已确认", "exhausted": "全部呼叫未确认", "cancelled": "已取消"}
+PAGE_STATE = {"open": "呼叫中", "acknowledged": "已确认", "exhausted": "全部呼叫未确认", "cancelled": "已取消",
+              "stopped": "人工停止"}
 CALL_OUTCOME = {"answered": "已接", "fax": "传真", "unknown": "结果不明", **MISSED_KINDS}
 WEEKDAYS = "一二三四五六日"
 
@@ -262,6 +264,8 @@ def _page_line(number: int, page: PageRow, as_of: datetime, style: Style) -> str
         f"{page.acknowledged_by or ''} 于 {when(page.acknowledged_at, style)} 确认"
         if page.acknowledged_by_then(as_of) else "未确认"
     )
+    if page.stopped_by_then(as_of):
+        acknowledged += f"，人工停止（{page.stopped_by} 于 {when(page.closed_at, style)}，原因：{page.stop_reason or '—'}）"
     deadline = {True: "是", False: "否", None: "—"}[page.deadline_met]
     return (f"通知{number}：{'、'.join(page.receipt_nos)}，{when(page.opened_at, style)} 开始，"
             f"{acknowledged}；10分钟内确认：{deadline}")

@@ -179,6 +179,7 @@ def _page_row(e: Escalation, numbers: dict[int, str]) -> PageRow:
         receipt_nos=tuple(numbers.get(int(i), f"#{i}") for i in e.receipt_ids),
         state=e.state, acknowledged_at=e.acknowledged_at, acknowledged_by=e.acknowledged_by,
         deadline_met=e.deadline_met, attempts=_attempts(e),
+        stopped_by=e.stopped_by if e.state == "stopped" else None, stop_reason=e.stop_reason, closed_at=e.closed_at,
     )
 
 
