@@ -26,7 +26,7 @@ ADMIN = ("admin",)
 
 def routes(console: Console) -> list[Route]:
     async def view(request: Request, account: Account) -> Response:
-        users, log = await console.work(_overview)
+        users, log = await console.read(_overview)
         return console.render(request, "admin.html", account, users=users, log=log,
                               message=request.query_params.get("msg"), error=request.query_params.get("error"))
 

@@ -85,11 +85,18 @@ class Console:
                 return fn(session, *args)
         return await self.db.run(unit)
 
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A read-only unit of work (polls, pages): no write lock, so it never queues behind the recorder."""
+        def unit() -> Any:
+            with self.db.read() as session:
+                return fn(session, *args)
+        return await self.db.run(unit)
+
 
 def page(console: Console, handler: Handler, roles: Sequence[str] | None = None) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler: signed in, of an allowed role, and a POST must carry the session's CSRF token."""
     async def endpoint(request: Request) -> Response:
-        account = await console.work(accounts.account_for, request.cookies.get(SESSION_COOKIE), console.now())
+        account = await console.read(accounts.account_for, request.cookies.get(SESSION_COOKIE), console.now())
         if account is None:
             if request.method == "GET":
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
@@ -123,7 +130,7 @@ def auth_routes(console: Console) -> list[Route]:
         if not expected or not secrets.compare_digest(str(form.get("csrf_token", "")), expected):
             return console.render(request, "error.html", None, 403, message="登录表单已失效，请刷新页面后重试。")
         now = console.now()
-        wait = await console.work(accounts.lockout_left, name, now)
+        wait = await console.read(accounts.lockout_left, name, now)
         if wait is not None:
             return _login_again(console, request, 429, f"登录失败次数过多，请 {int(wait.total_seconds()) + 1} 秒后再试。")
         user = await console.work(accounts.check_password, name, password, now, address_of(request))

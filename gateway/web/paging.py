@@ -24,7 +24,7 @@ RESULT_LABELS = {
 
 def routes(console: Console) -> list[Route]:
     async def timeline(request: Request, account: Account) -> Response:
-        rows, numbers = await console.work(_escalations)
+        rows, numbers = await console.read(_escalations)
         return console.render(request, "paging.html", account, rows=rows, numbers=numbers,
                               states=STATE_LABELS, results=RESULT_LABELS)
 
