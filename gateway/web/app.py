@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
@@ -32,7 +32,7 @@ from gateway.config import Config
 from gateway.web import accounts
 from gateway.web.accounts import Account
 from gateway.web.live import ChangeHub
-from storage.console import ROLE_LABELS
+from storage.console import ROLE_LABELS, display_names, person
 from storage.db import Database
 
 log = logging.getLogger("dutygw.web")
@@ -61,6 +61,7 @@ class Console:
         self.hub = ChangeHub(self.db, self.config.web.poll_seconds)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())
         self.templates.filters["local"] = self.local
+        self.templates.filters["person"] = _person
         self.templates.globals["ROLE_LABELS"] = ROLE_LABELS
 
     def local(self, instant: datetime | None, fmt: str = "%m-%d %H:%M:%S") -> str:
@@ -71,8 +72,9 @@ class Console:
 
     def render(self, request: Request, name: str, account: Account | None, status: int = 200,
                **context: Any) -> HTMLResponse:
+        people = getattr(request.state, "people", {})
         html = self.templates.get_template(name).render(request=request, me=account, config=self.config,
-                                                        now=self.now(), **context)
+                                                        now=self.now(), people=people, **context)
         return HTMLResponse(html, status_code=status)
 
     def may_see_classified(self, account: Account) -> bool:
@@ -96,7 +98,8 @@ class Console:
 def page(console: Console, handler: Handler, roles: Sequence[str] | None = None) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler: signed in, of an allowed role, and a POST must carry the session's CSRF token."""
     async def endpoint(request: Request) -> Response:
-        account = await console.read(accounts.account_for, request.cookies.get(SESSION_COOKIE), console.now())
+        account, request.state.people = await console.read(_whoami, request.cookies.get(SESSION_COOKIE),
+                                                           console.now())
         if account is None:
             if request.method == "GET":
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
@@ -110,6 +113,18 @@ def page(console: Console, handler: Handler, roles: Sequence[str] | None = None)
                                       message="表单已失效（缺少或错误的安全令牌），请刷新页面后重试。")
         return await handler(request, account)
     return endpoint
+
+
+def _whoami(session: Any, token: str | None, now: datetime) -> tuple[Account | None, dict[str, str]]:
+    """The signed-in account, and every login's display name for the page to show people by."""
+    account = accounts.account_for(session, token, now)
+    return account, display_names(session) if account is not None else {}
+
+
+@pass_context
+def _person(context: Any, login: str | None) -> str:
+    """``{{ sheet.outgoing_by|person }}``: 王芳, not wangfang, wherever staff read who did it."""
+    return person(context.get("people") or {}, login)
 
 
 def address_of(request: Request) -> str:
