@@ -238,10 +238,10 @@ class Guard:
 
 
 def build_app(console: Console) -> Starlette:
-    from gateway.web import admin, board, calls, faxes, handover, paging, reports
+    from gateway.web import admin, board, calls, faxes, handover, paging, reports, spotcheck
 
     routes: list[Any] = [*auth_routes(console), event_route(console)]
-    for module in (board, calls, faxes, paging, handover, reports, admin):
+    for module in (board, calls, faxes, paging, handover, spotcheck, reports, admin):
         routes += module.routes(console)
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(routes=routes)
