@@ -86,3 +86,55 @@ def test_rows_read_stay_usable_after_the_unit_of_work(database: Database) -> Non
     with database.read() as session:
         row = session.scalars(select(Receipt)).one()
     assert row.received_at == arrived and row.receipt_no == "传真〔2026〕0004号"
+
+
+def test_the_consoles_pages_and_its_poll_answer_while_the_recorder_holds_the_write_lock(tmp_path: Path) -> None:
+    """The console's read-only pages and its change-mark poll go through ``db.read()``: with
+    another connection holding BEGIN IMMEDIATE they still answer (a write would wait 30 s)."""
+    import asyncio
+    import re
+
+    import httpx
+
+    from gateway.clock import SystemClock
+    from gateway.config import Config, DutyConfig, PathsConfig, WebConfig
+    from gateway.web.accounts import add_user
+    from gateway.web.app import Console, build_app
+
+    path = tmp_path / "dutygw.sqlite"
+    config = Config(duty=DutyConfig(numbers=["02787654321"], extensions=["8001"]),
+                    paths=PathsConfig(data_dir=tmp_path), web=WebConfig(poll_seconds=0.2))
+    db = open_database(f"sqlite:///{path}")
+    with db.session() as session:
+        add_user(session, "wangfang", "officer", "correct-horse-7", SystemClock().now(), display_name="王芳")
+    console = Console(config, db, SystemClock())
+
+    async def scenario() -> dict[str, int]:
+        transport = httpx.ASGITransport(app=build_app(console), client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+            form = await client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token is not None
+            signed = await client.post("/login", data={"name": "wangfang", "password": "correct-horse-7",
+                                                       "csrf_token": token.group(1), "next": "/"})
+            assert signed.status_code == 303
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                statuses = {}
+                for url in ("/", "/fragment/board", "/calls", "/faxes", "/pages", "/handover", "/spotcheck",
+                            "/reports"):
+                    answer = await asyncio.wait_for(client.get(url), 10)
+                    statuses[url] = answer.status_code
+                    assert ("当前班次" if url.startswith("/fragment") else "王芳（值班员") in answer.text, url
+                await asyncio.wait_for(db.run(console.hub._read), 10)
+                return statuses
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+
+    try:
+        statuses = asyncio.run(scenario())
+    finally:
+        db.dispose()
+    assert set(statuses.values()) == {200}, statuses
