@@ -169,6 +169,8 @@ def test_a_bad_unit_list_is_refused_whole_with_its_lines_then_a_good_one_is_list
     for unit in _units(room):
         assert unit.name in shown and unit.number in shown
     assert [u.number for u in _units(room)] == list(PHONES)  # dialable digits, as the CLI import stores them
+    spot = room.config.spotcheck
+    assert f"占线间隔 {spot.retry_gap_seconds:g} 秒重拨，最多拨打 {spot.busy_tries} 次" in page.inner_text("#rules")
     with room.db.read() as session:
         entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "spotcheck.import")).one()
         assert (entry.actor, entry.new["units"]) == ("chenjing", 5)
@@ -198,11 +200,17 @@ def test_check_now_for_a_group_is_placed_by_the_daemon_and_each_try_is_shown(
     _import_if_needed(room, browser, tmp_path)
     page, plan_id = _check_now(room, browser, "group:市州司法局")
     assert "已安排立即抽查 3 次" in page.inner_text("#notice")
+    page.evaluate("window.__sameDocument = true")
     checks = wait_for(lambda: (c := _checks(room, plan_id)) and all(x.state == "done" for x in c) and c,
                       120, "the daemon to place and finish the group's checks")
+    # the list follows the daemon live (server-sent events), no reload
+    page.wait_for_function("""() => document.querySelectorAll('tr.check-row').length === 3 &&
+        document.querySelectorAll('tr.check-row[data-category=planned], tr.check-row[data-category=calling]').length === 0
+        && document.querySelectorAll('div.try').length === 4""", timeout=30_000)
+    assert page.evaluate("window.__sameDocument") is True
+    assert "3/3" in page.inner_text(f"#plans tr[data-plan='{plan_id}']")
     assert sorted(o.number for o in room.peer.originates if o.number in {c.number for c in checks}) == sorted(
         ["02785550001", "07146660002", "07146660002", "13700001111"]), "busy is tried again, once"
-    page.reload()
     name = labels(room.config.duty.answer_within_rings)
     tries = {"answered": "接听并按键", "busy": "占线", "no_answer": "无人接听"}
     for check in checks:

@@ -40,9 +40,25 @@ DOWNLOADS = {"pdf": (REPORT_PDF, "application/pdf"),
              "xlsx": (REPORT_XLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}
 
 
+def duration(seconds: float) -> str:
+    """Seconds as staff read them: 30 秒, 5 分钟, 1.5 分钟."""
+    if seconds < 60:
+        return f"{seconds:g} 秒"
+    return f"{seconds / 60:.1f}".removesuffix(".0") + " 分钟"
+
+
 def routes(console: Console) -> list[Route]:
+    console.templates.filters["duration"] = duration
     async def overview(request: Request, account: Account) -> Response:
         return await _overview(console, request, account)
+
+    async def fragment(request: Request, account: Account) -> Response:
+        """The checks' list alone: redrawn live as the daemon places calls and stores results."""
+        raw = request.query_params.get("plan", "")
+        plan_id = int(raw) if raw.isdigit() else None
+        _, plans, checks = await console.read(_lists, plan_id)
+        return console.render(request, "spotcheck_fragment.html", account, plans=plans, checks=checks,
+                              plan_id=plan_id, kinds=KIND_LABELS, **_labels(console))
 
     async def import_units(request: Request, account: Account) -> Response:
         form = await request.form()
@@ -100,6 +116,7 @@ def routes(console: Console) -> list[Route]:
 
     return [
         Route("/spotcheck", page(console, overview)),
+        Route("/fragment/spotcheck", page(console, fragment)),
         Route("/spotcheck/units", page(console, import_units, MANAGERS), methods=["POST"]),
         Route("/spotcheck/now", page(console, check_now, MANAGERS), methods=["POST"]),
         Route("/spotcheck/checks/{check_id:int}", page(console, detail)),
