@@ -312,3 +312,36 @@ def test_a_plan_shows_its_seed_and_its_report_downloads_as_pdf_and_xlsx(
     name = labels(room.config.duty.answer_within_rings)
     assert results == {c.id: name[str(c.outcome)] for c in checks}  # no_key and unreachable, as stored
     page.context.close()
+
+
+def test_a_check_with_a_recorded_name_shows_the_recording_with_the_try(room: SpotRoom, browser: Browser,
+                                                                       tmp_path: Path) -> None:
+    """Stored as the runner stores a result whose UserEvent named the recording (the AMI peer
+    records none): the console shows the file beside the try and the check."""
+    from gateway.spotcheck import records
+    from gateway.spotcheck.check import CallResult, Outcome
+    from gateway.spotcheck.plan import Drawn
+
+    _import_if_needed(room, browser, tmp_path)
+    now = SystemClock().now()
+    wav = "/var/spool/asterisk/dutygw/spotcheck/spot-test-1.wav"
+    with room.db.session() as session:
+        unit = session.scalars(select(SpotUnit).where(SpotUnit.name == "武汉市司法局")).one()
+        plan = records.create_plan(session, "即时抽查", "now", now.date(), now.date(), (), [unit], [Drawn(unit.id, now)],
+                                   checks_per_unit=1, seed=0, spot=room.config.spotcheck, now=now)
+        (check,) = plan.checks
+        records.start_attempt(session, records.Due(check.id, unit.number, 1), "spot-test-recording", now)
+        session.flush()
+        records.record_result(session, CallResult(
+            "spot-test-recording", unit.number, Outcome.ANSWERED, now, now + timedelta(seconds=1),
+            now + timedelta(seconds=9), now + timedelta(seconds=20), 8.0, 2, True, 16, "1", wav, "pbx", "test"),
+            room.config.spotcheck, now + timedelta(seconds=20))
+        check_id = check.id
+    page = browser.signed_in("wangfang")
+    page.goto(f"{room.web}/spotcheck/checks/{check_id}")
+    assert page.inner_text("#recording") == wav
+    row = page.inner_text("#tries tr.try-row")
+    assert wav in row and "接听并按键" in row and "2声" in row and "8.0秒" in row
+    page.goto(f"{room.web}/spotcheck?plan={plan.id}")
+    assert wav in page.inner_text(f"tr.check-row[data-check='{check_id}']")
+    page.context.close()
