@@ -127,6 +127,17 @@ def _person(context: Any, login: str | None) -> str:
     return person(context.get("people") or {}, login)
 
 
+async def uploaded(request: Request, field: str = "file", default_name: str = "upload.csv") -> tuple[bytes, str]:
+    """An uploaded file's bytes and name; the form is closed so its spooled temporary file goes."""
+    form = await request.form()
+    try:
+        upload = form.get(field)
+        data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
+        return data, getattr(upload, "filename", "") or default_name
+    finally:
+        await form.close()
+
+
 def address_of(request: Request) -> str:
     return request.client.host if request.client else ""
 

@@ -25,7 +25,7 @@ from gateway.spotcheck.figures import labels
 from gateway.spotcheck.report import REPORT_PDF, REPORT_XLSX, check_row, publish
 from gateway.spotcheck.units import parse_units, store_units
 from gateway.web.accounts import Account
-from gateway.web.app import Console, address_of, page
+from gateway.web.app import Console, address_of, page, uploaded
 from storage import queries
 from storage import spotcheck as stored
 from storage.spotcheck import SpotCheck
@@ -61,13 +61,7 @@ def routes(console: Console) -> list[Route]:
                               plan_id=plan_id, kinds=KIND_LABELS, **_labels(console))
 
     async def import_units(request: Request, account: Account) -> Response:
-        form = await request.form()
-        upload = form.get("file")
-        try:
-            data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
-            name = getattr(upload, "filename", "") or "units.csv"
-        finally:
-            await form.close()  # the upload's spooled temporary file
+        data, name = await uploaded(request, default_name="units.csv")
         try:
             count = await console.work(_import, data, name, account.name, console.now(), address_of(request))
         except InputError as exc:
