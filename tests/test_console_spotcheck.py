@@ -297,6 +297,7 @@ def test_a_plan_shows_its_seed_and_its_report_downloads_as_pdf_and_xlsx(
     browser.shot(page, "spotcheck-plans")
     with page.expect_download() as pdf_download:
         page.click(f"#plans tr[data-plan='{plan_id}'] a.report-pdf")
+    assert pdf_download.value.suggested_filename == f"值班抽查情况通报-{plan_id}.pdf"
     pdf = tmp_path / "report.pdf"
     pdf_download.value.save_as(pdf)
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,

@@ -9,12 +9,15 @@ writes the checks for the running daemon to place, exactly as ``dutygw spotcheck
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.config import Config
@@ -22,7 +25,7 @@ from gateway.errors import InputError
 from gateway.spotcheck import plan as drawing
 from gateway.spotcheck import records
 from gateway.spotcheck.figures import labels
-from gateway.spotcheck.report import REPORT_PDF, REPORT_XLSX, check_row, publish
+from gateway.spotcheck.report import REPORT_PDF, REPORT_XLSX, check_row, load_figures, write_report
 from gateway.spotcheck.units import parse_units, store_units
 from gateway.web.accounts import Account
 from gateway.web.app import Console, address_of, page, uploaded
@@ -101,12 +104,13 @@ def routes(console: Console) -> list[Route]:
         plan_id, fmt = int(request.path_params["plan_id"]), request.path_params["fmt"]
         if fmt not in DOWNLOADS:
             return Response("没有这种格式", status_code=404, media_type="text/plain; charset=utf-8")
+        name, media = DOWNLOADS[fmt]
         try:
-            folder = await console.read(_write_report, console.config, plan_id, console.now())
+            data = await console.read(_report_file, console.config, plan_id, name, console.now())
         except InputError:
             return Response("没有这个抽查计划", status_code=404, media_type="text/plain; charset=utf-8")
-        name, media = DOWNLOADS[fmt]
-        return FileResponse(folder / name, media_type=media, filename=f"值班抽查情况通报-{plan_id}.{fmt}")
+        download = quote(f"值班抽查情况通报-{plan_id}.{fmt}")
+        return Response(data, media_type=media, headers={"content-disposition": f"attachment; filename*=UTF-8''{download}"})
 
     return [
         Route("/spotcheck", page(console, overview)),
@@ -186,6 +190,10 @@ def _note(session: Session, check_id: int, account: Account, text: str, now: dat
                   {"reviewer": note.reviewer, "text": note.text}, address)
 
 
-def _write_report(session: Session, config: Config, plan_id: int, now: datetime) -> Any:
-    """The 情况通报 written afresh from the stored checks into the plan's folder (not mailed)."""
-    return publish(session, config, plan_id, now, send=False).folder
+def _report_file(session: Session, config: Config, plan_id: int, name: str, now: datetime) -> bytes:
+    """The 情况通报 made afresh from the stored checks, in a folder of its own (two downloads at
+    once never share a file; the published copy in the data folder is left as it was mailed)."""
+    figures = load_figures(session, plan_id, config.duty.answer_within_rings)
+    with tempfile.TemporaryDirectory(prefix="dutygw-spotcheck-") as folder:
+        files = write_report(figures, config, Path(folder), now.astimezone(config.zone).date())
+        return files.path(name).read_bytes()
