@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from storage.base import Base, UTCDateTime
 
@@ -147,3 +147,16 @@ class HandoverSheet(Base):
     incoming_by: Mapped[str | None] = mapped_column(String(100))
     incoming_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def display_names(session: Session) -> dict[str, str]:
+    """Login name → the name staff read (王芳 for wangfang); users without one keep their login."""
+    rows = session.execute(select(User.name, User.display_name))
+    return {name: shown or name for name, shown in rows}
+
+
+def person(names: dict[str, str], login: str | None) -> str:
+    """What a sheet shows for who signed or edited: the display name of a known login, else as written."""
+    if not login:
+        return ""
+    return names.get(login, login)

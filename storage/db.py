@@ -10,6 +10,11 @@ the mailer, the console): never open a session there. A service hands its unit o
 database held locked (SQLite's busy timeout is 30 s) then slows that one unit of work and
 never the SMTP greeting, the AMI reader or another service. Threads and CLI commands call
 ``db.session()`` directly.
+
+A unit of work that only reads (the console's polls and pages) is ``db.read()``: on SQLite
+it begins DEFERRED, so under WAL it takes no write lock and never queues behind the call
+recorder; on PostgreSQL it is a READ ONLY transaction. It never commits, and a write
+attempted in it is refused (``StorageError``) rather than taking the lock after all.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 
 from gateway.errors import StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 DB_THREADS = 4
 """Units of work in flight at once from the event loop (a few: SQLite has one writer anyway)."""
+
+READ_ONLY = "dutygw_read_only"
+"""Execution option on a read-only unit of work's connection (read by the begin hook)."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,12 +49,27 @@ class Database:
         self.url = url
         self.engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False,
+                                     info={READ_ONLY: True})
         self._executor: ThreadPoolExecutor | None = None
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        if readonly:
+            with self.read() as session:
+                yield session
+            return
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads: no write lock on SQLite, READ ONLY on PostgreSQL."""
+        with self._readers() as session:
+            session.begin()
+            yield session
+            # leaving closes the session: the transaction ends without a commit, and the rows
+            # read stay usable (detached, not expired) for the page that shows them
 
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``work(*args, **kwargs)`` off the event loop, on the database's threads."""
@@ -103,7 +126,15 @@ def _make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "begin", _server_begin)
+    return engine
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes_when_reading(session: Session, _context: UOWTransaction, _instances: object) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise StorageError("a read-only unit of work tried to write (use db.session() for changes)")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -119,4 +150,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE: a unit of work that reads then writes must not fail to upgrade its lock
     # under concurrent writers (the fax worker and the AMI listener write at once).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only one begins DEFERRED: under WAL it reads a snapshot beside the writer.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN DEFERRED")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _server_begin(connection: Any) -> None:
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")

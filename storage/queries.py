@@ -19,6 +19,7 @@ from storage.calls import Call, PhonebookEntry
 from storage.console import AuditEntry, CallbackRequest, CallNote, ReceiptCorrection, ReceiptDelivery
 from storage.faxes import Receipt
 from storage.paging import Escalation, PageAttempt
+from storage.spotcheck import SpotAttempt, SpotCheck
 
 MISSED = ("missed_abandoned", "missed_no_answer", "missed_busy")
 NOTE_FIELDS = ("caller_name", "caller_unit", "matter", "handling", "instruction")
@@ -82,7 +83,13 @@ def change_mark(session: Session) -> tuple[Any, ...]:
     pages = session.execute(select(Escalation.id, Escalation.state).order_by(Escalation.id.desc()).limit(5)).all()
     attempt = session.execute(select(PageAttempt.id, PageAttempt.result).order_by(PageAttempt.id.desc()).limit(1)).all()
     audit = session.scalar(select(func.max(AuditEntry.id)))
-    return (tuple(calls), tuple(receipts), tuple(pages), tuple(attempt), audit)
+    return (tuple(calls), tuple(receipts), tuple(pages), tuple(attempt), audit, _spot_mark(session))
+
+
+def _spot_mark(session: Session) -> tuple[Any, ...]:
+    """Spot checks: a new check, a call placed, a call's result (each finished check ends one)."""
+    tries = session.execute(select(SpotAttempt.id, SpotAttempt.outcome).order_by(SpotAttempt.id.desc()).limit(5))
+    return (session.scalar(select(func.max(SpotCheck.id))), tuple(tries.all()))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, event, inspect
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, event, func, inspect, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
 from gateway.errors import GatewayError
 from storage.base import Base, UTCDateTime
@@ -177,3 +177,33 @@ def _was_finished(row: SpotCheck | SpotAttempt | SpotNote) -> bool:
     if isinstance(row, SpotCheck):
         return before == "done"
     return before is not None
+
+
+# The spot checks as the console (and any reader) lists them: units, plans, checks with their tries and notes.
+
+def listed_units(session: Session) -> list[SpotUnit]:
+    """Every unit, active first, by group and then as imported."""
+    return list(session.scalars(select(SpotUnit).order_by(SpotUnit.active.desc(), SpotUnit.group_name, SpotUnit.id)))
+
+
+def listed_plans(session: Session, limit: int = 50) -> list[tuple[SpotPlan, int, int]]:
+    """The newest plans with how many checks each holds and how many are done."""
+    done = func.count(SpotCheck.id).filter(SpotCheck.state == "done")
+    rows = session.execute(select(SpotPlan, func.count(SpotCheck.id), done)
+                           .outerjoin(SpotCheck, SpotCheck.plan_id == SpotPlan.id)
+                           .group_by(SpotPlan.id).order_by(SpotPlan.id.desc()).limit(limit))
+    return [(plan, int(total), int(finished)) for plan, total, finished in rows]
+
+
+def listed_checks(session: Session, plan_id: int | None = None, limit: int = 200) -> list[SpotCheck]:
+    """Checks with their tries and notes loaded, the latest due first (one plan's, or every plan's)."""
+    query = select(SpotCheck).options(selectinload(SpotCheck.attempts), selectinload(SpotCheck.notes))
+    if plan_id is not None:
+        query = query.where(SpotCheck.plan_id == plan_id)
+    return list(session.scalars(query.order_by(SpotCheck.due_at.desc(), SpotCheck.id.desc()).limit(limit)))
+
+
+def check_with_tries(session: Session, check_id: int) -> SpotCheck | None:
+    query = select(SpotCheck).where(SpotCheck.id == check_id).options(
+        selectinload(SpotCheck.attempts), selectinload(SpotCheck.notes), selectinload(SpotCheck.plan))
+    return session.scalar(query)

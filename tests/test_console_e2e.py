@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from gateway.clock import UTC
 from storage.calls import Call
-from storage.console import AuditEntry, CallbackRequest, CallNote, ReceiptCorrection
+from storage.console import AuditEntry, CallbackRequest, CallNote, HandoverSheet, ReceiptCorrection
 from storage.db import Database, open_database
 from storage.faxes import Receipt
 from tests.conftest import FAX_FIXTURES
@@ -227,6 +227,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(room: DutyRoom, browser
     page.wait_for_selector("#notice")
     with db.session() as session:
         assert session.get(Receipt, receipt_id).signed_by == "lijun"
+    assert "李军" in page.inner_text("#receipt-status") and "lijun" not in page.inner_text("#receipt-status")
     page.context.close()
 
 
@@ -277,7 +278,11 @@ def test_a_handover_signed_by_two_officers_carries_its_open_items_over(room: Dut
     incoming.click("#sign-handover")
     incoming.wait_for_selector("#notice")
     assert "交接完成" in incoming.inner_text("#notice")
-    assert incoming.inner_text("#outgoing") == "wangfang" and incoming.inner_text("#incoming") == "lijun"
+    # staff read display names; the sheet keeps the login names as the signatures' identity
+    assert incoming.inner_text("#outgoing") == "王芳" and incoming.inner_text("#incoming") == "李军"
+    with db.session() as session:
+        signed = session.scalars(select(HandoverSheet).where(HandoverSheet.incoming_by.is_not(None))).one()
+        assert (signed.outgoing_by, signed.incoming_by) == ("wangfang", "lijun")
     browser.shot(incoming, "handover-signed")
     from gateway.config import load_config
     from gateway.paging.calendar import shift_at
@@ -294,7 +299,8 @@ def test_a_handover_signed_by_two_officers_carries_its_open_items_over(room: Dut
     out = tmp_path / "report"
     run_dutygw("--config", str(room.config), "report", "--shift", now_shift.key, "--out", str(out))
     html = next(out.rglob("report.html")).read_text(encoding="utf-8")
-    assert "交班人 wangfang" in html and "接班人 lijun" in html and "联系市气象局确认降雨预报" in html
+    assert "交班人 王芳" in html and "接班人 李军" in html and "联系市气象局确认降雨预报" in html
+    assert "wangfang" not in html and "lijun" not in html
     outgoing.context.close()
     incoming.context.close()
 

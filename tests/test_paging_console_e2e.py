@@ -211,7 +211,7 @@ def test_the_leader_pages_an_ordinary_fax_now_then_stops_and_no_call_follows(roo
 
     leader.goto(f"{room.web}/pages")
     text = leader.inner_text(card)
-    assert "人工停止" in text and "zhaoling" in text and "已电话联系王局长本人，无需再呼" in text
+    assert "人工停止" in text and "赵岭" in text and "zhaoling" not in text and "已电话联系王局长本人，无需再呼" in text
     assert leader.locator(f"{card} form.stop").count() == 0, "a stopped page offers no stop"
     browser.shot(leader, "paging-stopped")
 

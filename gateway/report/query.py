@@ -61,7 +61,11 @@ def handover_row(session: Session, shift_key: str) -> HandoverRow | None:
     row = sheet(session, shift_key)
     if row is None or row.outgoing_by is None:
         return None
-    return HandoverRow(row.outgoing_by, row.outgoing_at, row.incoming_by, row.incoming_at, row.notes,
+    from storage.console import display_names, person
+
+    names = display_names(session)  # the sheet shows who signed as staff know them (王芳, not wangfang)
+    return HandoverRow(person(names, row.outgoing_by), row.outgoing_at,
+                       person(names, row.incoming_by) or None, row.incoming_at, row.notes,
                        row.log_entries, tuple(str(i.get("text", "")) for i in row.items))
 
 

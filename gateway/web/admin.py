@@ -17,7 +17,7 @@ from gateway.config import CalendarConfig
 from gateway.errors import InputError
 from gateway.paging.roster import parse_roster, store_roster
 from gateway.web.accounts import Account, add_user
-from gateway.web.app import Console, page
+from gateway.web.app import Console, page, uploaded
 from storage import queries
 from storage.console import AuditEntry, User
 
@@ -26,7 +26,7 @@ ADMIN = ("admin",)
 
 def routes(console: Console) -> list[Route]:
     async def view(request: Request, account: Account) -> Response:
-        users, log = await console.work(_overview)
+        users, log = await console.read(_overview)
         return console.render(request, "admin.html", account, users=users, log=log,
                               message=request.query_params.get("msg"), error=request.query_params.get("error"))
 
@@ -42,20 +42,16 @@ def routes(console: Console) -> list[Route]:
         return RedirectResponse("/admin?msg=user_added", 303)
 
     async def roster(request: Request, account: Account) -> Response:
-        form = await request.form()
-        upload = form.get("file")
-        data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
+        data, name = await uploaded(request, default_name="roster.csv")
         try:
-            count = await console.work(_roster, data, getattr(upload, "filename", "roster.csv"), account.name,
+            count = await console.work(_roster, data, name, account.name,
                                        console.now(), console.config.calendar)
         except InputError as exc:
             return console.render(request, "error.html", account, 400, message=f"值班表导入失败：{exc}")
         return RedirectResponse(f"/admin?msg=roster_{count}", 303)
 
     async def phonebook(request: Request, account: Account) -> Response:
-        form = await request.form()
-        upload = form.get("file")
-        data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
+        data, _ = await uploaded(request, default_name="phonebook.csv")
         try:
             count = await console.db.run(_phonebook, console, data, account.name)
         except InputError as exc:

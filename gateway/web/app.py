@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
@@ -32,7 +32,7 @@ from gateway.config import Config
 from gateway.web import accounts
 from gateway.web.accounts import Account
 from gateway.web.live import ChangeHub
-from storage.console import ROLE_LABELS
+from storage.console import ROLE_LABELS, display_names, person
 from storage.db import Database
 
 log = logging.getLogger("dutygw.web")
@@ -61,6 +61,7 @@ class Console:
         self.hub = ChangeHub(self.db, self.config.web.poll_seconds)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape())
         self.templates.filters["local"] = self.local
+        self.templates.filters["person"] = _person
         self.templates.globals["ROLE_LABELS"] = ROLE_LABELS
 
     def local(self, instant: datetime | None, fmt: str = "%m-%d %H:%M:%S") -> str:
@@ -71,8 +72,9 @@ class Console:
 
     def render(self, request: Request, name: str, account: Account | None, status: int = 200,
                **context: Any) -> HTMLResponse:
+        people = getattr(request.state, "people", {})
         html = self.templates.get_template(name).render(request=request, me=account, config=self.config,
-                                                        now=self.now(), **context)
+                                                        now=self.now(), people=people, **context)
         return HTMLResponse(html, status_code=status)
 
     def may_see_classified(self, account: Account) -> bool:
@@ -85,11 +87,19 @@ class Console:
                 return fn(session, *args)
         return await self.db.run(unit)
 
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A read-only unit of work (polls, pages): no write lock, so it never queues behind the recorder."""
+        def unit() -> Any:
+            with self.db.read() as session:
+                return fn(session, *args)
+        return await self.db.run(unit)
+
 
 def page(console: Console, handler: Handler, roles: Sequence[str] | None = None) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler: signed in, of an allowed role, and a POST must carry the session's CSRF token."""
     async def endpoint(request: Request) -> Response:
-        account = await console.work(accounts.account_for, request.cookies.get(SESSION_COOKIE), console.now())
+        account, request.state.people = await console.read(_whoami, request.cookies.get(SESSION_COOKIE),
+                                                           console.now())
         if account is None:
             if request.method == "GET":
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
@@ -103,6 +113,29 @@ def page(console: Console, handler: Handler, roles: Sequence[str] | None = None)
                                       message="表单已失效（缺少或错误的安全令牌），请刷新页面后重试。")
         return await handler(request, account)
     return endpoint
+
+
+def _whoami(session: Any, token: str | None, now: datetime) -> tuple[Account | None, dict[str, str]]:
+    """The signed-in account, and every login's display name for the page to show people by."""
+    account = accounts.account_for(session, token, now)
+    return account, display_names(session) if account is not None else {}
+
+
+@pass_context
+def _person(context: Any, login: str | None) -> str:
+    """``{{ sheet.outgoing_by|person }}``: 王芳, not wangfang, wherever staff read who did it."""
+    return person(context.get("people") or {}, login)
+
+
+async def uploaded(request: Request, field: str = "file", default_name: str = "upload.csv") -> tuple[bytes, str]:
+    """An uploaded file's bytes and name; the form is closed so its spooled temporary file goes."""
+    form = await request.form()
+    try:
+        upload = form.get(field)
+        data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
+        return data, getattr(upload, "filename", "") or default_name
+    finally:
+        await form.close()
 
 
 def address_of(request: Request) -> str:
@@ -123,7 +156,7 @@ def auth_routes(console: Console) -> list[Route]:
         if not expected or not secrets.compare_digest(str(form.get("csrf_token", "")), expected):
             return console.render(request, "error.html", None, 403, message="登录表单已失效，请刷新页面后重试。")
         now = console.now()
-        wait = await console.work(accounts.lockout_left, name, now)
+        wait = await console.read(accounts.lockout_left, name, now)
         if wait is not None:
             return _login_again(console, request, 429, f"登录失败次数过多，请 {int(wait.total_seconds()) + 1} 秒后再试。")
         user = await console.work(accounts.check_password, name, password, now, address_of(request))
@@ -216,10 +249,10 @@ class Guard:
 
 
 def build_app(console: Console) -> Starlette:
-    from gateway.web import admin, board, calls, faxes, handover, paging, reports
+    from gateway.web import admin, board, calls, faxes, handover, paging, reports, spotcheck
 
     routes: list[Any] = [*auth_routes(console), event_route(console)]
-    for module in (board, calls, faxes, paging, handover, reports, admin):
+    for module in (board, calls, faxes, paging, handover, spotcheck, reports, admin):
         routes += module.routes(console)
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(routes=routes)

@@ -52,4 +52,4 @@ def routes(console: Console) -> list[Route]:
 
 async def _board(console: Console) -> Any:
     now = console.now()
-    return await console.work(board, now, console)
+    return await console.read(board, now, console)

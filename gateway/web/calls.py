@@ -30,13 +30,13 @@ def routes(console: Console) -> list[Route]:
     async def call_log(request: Request, account: Account) -> Response:
         where, shown = _filter(console, request.query_params)
         offset = max(0, int(request.query_params.get("offset", "0") or 0))
-        rows = await console.work(queries.call_log, where, PAGE_SIZE, offset)
+        rows = await console.read(queries.call_log, where, PAGE_SIZE, offset)
         return console.render(request, "calls.html", account, rows=rows, shown=shown, offset=offset,
                               page_size=PAGE_SIZE)
 
     async def detail(request: Request, account: Account) -> Response:
         call_id = int(request.path_params["call_id"])
-        found = await console.work(_detail, call_id)
+        found = await console.read(_detail, call_id)
         if found is None:
             return console.render(request, "error.html", account, 404, message="没有这条来电记录。")
         return console.render(request, "call.html", account, **found, message=request.query_params.get("msg"))
@@ -108,7 +108,7 @@ async def start_callback(console: Console, call_id: int, account: Account, addre
     The missed call is closed by the recorder when the PBX reports the outbound call, as
     for a callback dialled by hand; the request is kept (and audited) either way.
     """
-    call = await console.work(lambda s: s.get(Call, call_id))
+    call = await console.read(lambda s: s.get(Call, call_id))
     if call is None or call.caller_withheld or call.direction != "in":
         return "no_number"
     if not account.extension:

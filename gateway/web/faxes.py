@@ -38,13 +38,13 @@ def routes(console: Console) -> list[Route]:
     async def register(request: Request, account: Account) -> Response:
         offset = max(0, int(request.query_params.get("offset", "0") or 0))
         unsigned = bool(request.query_params.get("unsigned"))
-        rows, fixes = await console.work(_register, unsigned, offset)
+        rows, fixes = await console.read(_register, unsigned, offset)
         return console.render(request, "faxes.html", account, rows=rows, fixes=fixes, offset=offset,
                               unsigned=unsigned, page_size=PAGE_SIZE, may_see=console.may_see_classified(account),
                               status_labels=STATUS_LABELS, effective=queries.effective)
 
     async def detail(request: Request, account: Account) -> Response:
-        found = await console.work(_detail, int(request.path_params["receipt_id"]))
+        found = await console.read(_detail, int(request.path_params["receipt_id"]))
         if found is None:
             return console.render(request, "error.html", account, 404, message="没有这份来文。")
         allowed = console.may_see_classified(account) or not found["receipt"].is_classified
@@ -54,7 +54,7 @@ def routes(console: Console) -> list[Route]:
 
     async def image(request: Request, account: Account) -> Response:
         receipt_id, page_no = int(request.path_params["receipt_id"]), int(request.path_params["page_no"])
-        receipt = await console.work(lambda s: s.get(Receipt, receipt_id))
+        receipt = await console.read(lambda s: s.get(Receipt, receipt_id))
         if receipt is not None and receipt.is_classified and not console.may_see_classified(account):
             return Response("无权查看密件", status_code=403, media_type="text/plain; charset=utf-8")
         if receipt is None or not receipt.original_path:
@@ -67,7 +67,7 @@ def routes(console: Console) -> list[Route]:
     async def correct(request: Request, account: Account) -> Response:
         receipt_id = int(request.path_params["receipt_id"])
         form = await request.form()
-        receipt = await console.work(lambda s: s.get(Receipt, receipt_id))
+        receipt = await console.read(lambda s: s.get(Receipt, receipt_id))
         if receipt is None:
             return console.render(request, "error.html", account, 404, message="没有这份来文。")
         if receipt.is_classified and not console.may_see_classified(account):

@@ -29,7 +29,7 @@ def routes(console: Console) -> list[Route]:
 
     async def view(request: Request, account: Account) -> Response:
         key = key_of(request)
-        found = await console.work(_view, key, console.now(), console.config.zone)
+        found = await console.read(_view, key, console.now(), console.config.zone)
         shift = shift_by_key(key, console.config.calendar, console.config.zone)
         return console.render(request, "handover.html", account, shift=shift, **found,
                               message=request.query_params.get("msg"))

@@ -60,7 +60,7 @@ class ChangeHub:
             yield seen
 
     def _read(self) -> Any:
-        with self._db.session() as session:
+        with self._db.read() as session:
             return change_mark(session)
 
     async def _watch(self) -> None:

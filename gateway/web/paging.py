@@ -46,7 +46,7 @@ REASON_LIMIT = 500
 
 def routes(console: Console) -> list[Route]:
     async def timeline(request: Request, account: Account) -> Response:
-        found = await console.work(_timeline, console.now())
+        found = await console.read(_timeline, console.now())
         return console.render(request, "paging.html", account, **found, states=STATE_LABELS, results=RESULT_LABELS,
                               kinds=KIND_LABELS, request_states=REQUEST_STATES,
                               may_control=account.role in CONTROL_ROLES,

@@ -20,11 +20,11 @@ MEDIA = {".html": "text/html; charset=utf-8", ".pdf": "application/pdf", ".png":
 
 def routes(console: Console) -> list[Route]:
     async def listing(request: Request, account: Account) -> Response:
-        runs = await console.work(_runs)
+        runs = await console.read(_runs)
         return console.render(request, "reports.html", account, runs=runs)
 
     async def file(request: Request, account: Account) -> Response:
-        run = await console.work(lambda s: s.get(ReportRun, int(request.path_params["run_id"])))
+        run = await console.read(lambda s: s.get(ReportRun, int(request.path_params["run_id"])))
         name = request.path_params["name"]
         if run is None or name not in run.files:
             return Response("没有这个文件", status_code=404, media_type="text/plain; charset=utf-8")

@@ -2,7 +2,8 @@
 // count, and the alert for a missed call or an urgent fax. No framework, no CDN.
 (function () {
   "use strict";
-  const board = document.getElementById("board");
+  // the live part of a page: 值班台's board, or the spot checks' list
+  const board = document.querySelector("[data-live][data-fragment]");
   const cadence = parseFloat(document.body.dataset.cadence || "5") * 1000;
   let offset = 0;            // server clock minus browser clock
   const seenAlerts = new Set();
