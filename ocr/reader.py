@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.engines import OcrEngine
 from ocr.fields import (
     doc_number_spot,

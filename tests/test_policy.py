@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.config import CalendarConfig, ChainStep, PagingConfig
-from gateway.paging.calendar import shift_at
+from gateway.config import ChainStep, PagingConfig
+from gateway.shifts.config import CalendarConfig
+from gateway.shifts.calendar import shift_at
 from gateway.paging.policy import (
     ChainMember,
     ReceiptFacts,
@@ -21,7 +22,7 @@ from gateway.paging.policy import (
     should_join,
     was_acknowledged,
 )
-from gateway.paging.roster import OnDuty
+from gateway.shifts.roster import OnDuty
 from storage.faxes import Receipt
 from storage.paging import Escalation
 

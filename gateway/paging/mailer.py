@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from gateway.clock import Clock
 from gateway.config import Config, MailConfig
-from gateway.paging.calendar import Shift, shifts_between
+from gateway.shifts.calendar import Shift, shifts_between
 from gateway.paging.notices import NIGHT_DIGEST, MailNotice, night_digest_mail, urgent_notice_mail
 from gateway.paging.policy import ReceiptFacts, decide
 from storage.db import Database

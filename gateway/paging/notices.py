@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.clock import SHANGHAI
 from gateway.paging import spoken
-from gateway.paging.calendar import Shift
+from gateway.shifts.calendar import Shift
 from gateway.paging.policy import is_classified
 from storage.faxes import Receipt
 

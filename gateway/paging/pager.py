@@ -50,7 +50,7 @@ from gateway.clock import Clock
 from gateway.config import Config
 from gateway.paging import escalation as engine
 from gateway.paging.agi import FastAgiServer, LivePage, PageAck, page_text_variables
-from gateway.paging.calendar import Shift, shift_at
+from gateway.shifts.calendar import Shift, shift_at
 from gateway.paging.escalation import (
     Acknowledged,
     CallEnded,
@@ -68,7 +68,7 @@ from gateway.paging.escalation import (
 from gateway.paging.mailer import escalation_notice_key, queue_urgent_notice, queued_with_key, receipt_notice_key
 from gateway.paging.notices import URGENT_NOTICE, spoken_page_text
 from gateway.paging.policy import ReceiptFacts, chain_as_json, decide, resolve_chain
-from gateway.paging.roster import on_duty
+from gateway.shifts.roster import on_duty
 from gateway.paging.speech import Speech
 from storage.db import Database
 from storage.faxes import Receipt

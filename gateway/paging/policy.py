@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.config import ChainStep, PagingConfig
-from gateway.paging.calendar import Shift
-from gateway.paging.roster import OnDuty
+from gateway.shifts.calendar import Shift
+from gateway.shifts.roster import OnDuty
 from storage.faxes import Receipt
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import GatewayError
-from gateway.paging.calendar import Shift, shifts_between
+from gateway.shifts.calendar import Shift, shifts_between
 from storage.db import Database
 
 log = logging.getLogger(__name__)

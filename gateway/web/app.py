@@ -227,7 +227,7 @@ def build_app(console: Console) -> Starlette:
 
 
 def shift_window(console: Console, instant: datetime) -> Any:
-    from gateway.paging.calendar import shift_at
+    from gateway.shifts.calendar import shift_at
 
     return shift_at(instant, console.config.calendar, console.config.zone)
 

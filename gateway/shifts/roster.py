@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.calls.numbers import dialable as normalise_number  # one normaliser for every number
-from gateway.config import CalendarConfig
+from gateway.shifts.config import CalendarConfig
 from gateway.errors import InputError
 from gateway.textfiles import decode_spreadsheet_text
 from storage.roster import RosterEntry

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from gateway.config import CalendarConfig, ShiftConfig
+from gateway.shifts.config import CalendarConfig, ShiftConfig
 from gateway.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
