@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from gateway.clock import FixedClock
 from gateway.config import Config, MailConfig
-from gateway.paging.mailer import MailService
+from gateway.outbox import MailService
+from gateway.report.mail import KIND as REPORT_KIND
 from gateway.report.mail import report_message
 from gateway.report.query import shift_figures
 from gateway.report.scheduler import ReportScheduler, due_reports
@@ -144,7 +145,7 @@ def test_a_report_the_relay_refused_is_retried_and_arrives_as_html(database: Dat
     fill_night(database, config)
     clock = FixedClock(local(2026, 11, 22, 8, 0, 30))
     asyncio.run(ReportScheduler(config, database, clock).run_once())
-    service = MailService(config, database, clock)
+    service = MailService(config, database, clock, builders={REPORT_KIND: report_message})  # as the daemon does
     assert asyncio.run(service.mailer.send_due()) == 0  # nobody listens on the relay port yet
     assert [u.shift_key for u in shift_figures(database, config, "2026-11-22/night").unsent_reports] == [NIGHT]
 

@@ -65,7 +65,8 @@ from gateway.paging.escalation import (
     Tick,
     UrgentReceipt,
 )
-from gateway.paging.mailer import escalation_notice_key, queue_urgent_notice, queued_with_key, receipt_notice_key
+from gateway.outbox import queued_with_key
+from gateway.paging.outgoing import escalation_notice_key, queue_urgent_notice, receipt_notice_key
 from gateway.paging.notices import URGENT_NOTICE, spoken_page_text
 from gateway.paging.policy import ReceiptFacts, chain_as_json, decide, resolve_chain
 from gateway.shifts.roster import on_duty
