@@ -20,8 +20,7 @@ from gateway.clock import SHANGHAI
 from gateway.outbox import Attachment, MailNotice
 from gateway.paging import spoken
 from gateway.shifts.calendar import Shift
-from gateway.paging.policy import is_classified
-from storage.faxes import Receipt
+from storage.faxes import Receipt, is_classified
 
 URGENT_NOTICE = "urgent_notice"
 NIGHT_DIGEST = "night_digest"
