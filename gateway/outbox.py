@@ -34,6 +34,7 @@ from gateway.clock import Clock
 from gateway.config import Config, MailConfig
 from storage.db import Database
 from storage.paging import OutboundMail
+from storage.states import MailState
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,10 @@ def queue_mail(session: Session, notice: MailNotice, recipients: Sequence[str], 
         subject=notice.subject, body=notice.body, receipt_ids=list(notice.receipt_ids),
         attachments=[{"path": a.path, "filename": a.filename, "content_type": a.content_type}
                      for a in notice.attachments],
-        shift_key=notice.shift_key, state="pending", tries=0,
+        shift_key=notice.shift_key, state=MailState.PENDING, tries=0,
     )
     if not row.recipients:
-        row.state, row.last_error = "failed", "no recipients: set [mail] secretariat"
+        row.state, row.last_error = MailState.FAILED, "no recipients: set [mail] secretariat"
         log.error("mail %r not sent: no recipients configured ([mail] secretariat)", notice.subject)
     session.add(row)
     return row
@@ -152,7 +153,7 @@ class Mailer:
 
     def _due_ids(self, now: datetime) -> list[int]:
         with self._db.session() as s:
-            query = select(OutboundMail.id).where(OutboundMail.state == "pending", OutboundMail.due_at <= now)
+            query = select(OutboundMail.id).where(OutboundMail.state == MailState.PENDING, OutboundMail.due_at <= now)
             return list(s.scalars(query.order_by(OutboundMail.due_at, OutboundMail.id)))
 
     async def _send_one(self, row_id: int) -> int:
@@ -184,7 +185,7 @@ class Mailer:
             row = s.get_one(OutboundMail, row_id)
             row.tries += 1
             if error is None:
-                row.state, row.sent_at, row.last_error = "sent", now, None
+                row.state, row.sent_at, row.last_error = MailState.SENT, now, None
                 log.info("mail %d (%s) sent to %s", row.id, row.kind, ", ".join(row.recipients))
                 return
             row.last_error = error

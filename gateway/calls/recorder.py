@@ -23,6 +23,7 @@ from gateway.calls.tracker import MISSED_OUTCOMES, CallRecord
 from gateway.config import DutyConfig
 from storage.calls import Call, ListenerGap
 from storage.db import Database
+from storage.states import CallDirection, CallOutcome
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class CallRecorder:
         if row is None:
             row = Call(linkedid=record.linkedid)
             session.add(row)
-        elif row.complete and not record.complete and row.outcome != "unknown":
+        elif row.complete and not record.complete and row.outcome != CallOutcome.UNKNOWN:
             return  # an older snapshot arriving late
         was_complete = bool(row.complete) and row.outcome == record.outcome
         for column in _RECORD_COLUMNS:
@@ -136,9 +137,9 @@ def talks_json(record: CallRecord) -> str | None:
 
 
 def _open_missed_query(row: Call) -> Select[Call]:
-    number = row.dialed if row.direction == "out" else row.caller
+    number = row.dialed if row.direction == CallDirection.OUT else row.caller
     return select(Call).where(
-        Call.direction == "in",
+        Call.direction == CallDirection.IN,
         Call.outcome.in_(MISSED_OUTCOMES),
         Call.caller == number,
         Call.caller_withheld.is_(False),

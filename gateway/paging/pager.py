@@ -75,6 +75,7 @@ from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation as EscalationRow
 from storage.paging import OutboundMail, PageAttempt
+from storage.states import AttemptResult, EscalationState
 
 log = logging.getLogger("dutygw.paging")
 
@@ -260,7 +261,7 @@ class PagingService:
             except TimeoutError:
                 return None
         attempt = self._attempt(key)
-        if attempt is None or attempt.result not in ("sent", "answered"):
+        if attempt is None or attempt.result not in (AttemptResult.SENT, AttemptResult.ANSWERED):
             return None
         return LivePage(token, attempt.person.number, await self._answer_text(attempt))
 
@@ -361,7 +362,7 @@ class PagingService:
         self._unplaced.discard(attempt.key)
 
     async def _close(self, action: engine.CloseEscalation, escalation: Escalation) -> None:
-        if action.state == "acknowledged":
+        if action.state == EscalationState.ACKNOWLEDGED:
             log.info("escalation %d acknowledged by %s; deadline %s", action.escalation_id, action.acknowledged_by,
                      "met" if action.deadline_met else "MISSED")
         else:
@@ -440,7 +441,7 @@ class PagingService:
             return _Join(route.join, UrgentReceipt(receipt_id, now))
         members = resolve_chain(self.config.paging, on_duty(session, shift.duty_date, shift.name),
                                 room_number=self.config.duty.room_phone.replace("-", ""))
-        row = EscalationRow(opened_at=now, deadline_at=now + self.rules.deadline, state="open", shift_key=shift.key,
+        row = EscalationRow(opened_at=now, deadline_at=now + self.rules.deadline, state=EscalationState.OPEN, shift_key=shift.key,
                             receipt_ids=[receipt_id], chain=chain_as_json(members), not_before=route.not_before)
         session.add(row)
         session.flush()
@@ -573,7 +574,7 @@ class PagingService:
 
 def _load_open(db: Database) -> list[Escalation]:
     with db.session() as session:
-        rows = session.scalars(select(EscalationRow).where(EscalationRow.state == "open")).all()
+        rows = session.scalars(select(EscalationRow).where(EscalationRow.state == EscalationState.OPEN)).all()
         return [escalation_value(row) for row in rows]
 
 

@@ -1,0 +1,59 @@
+"""The states stored in the database, as StrEnums: a typo is a type error, not a silent new state.
+
+Plain values with no SQLAlchemy, so the pure cores (call tracker, escalation engine) use them
+too; the models store them with ``storage.base.State`` and CHECK constraints (migration 0010).
+The stored strings are the members' values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CallDirection(StrEnum):
+    IN = "in"
+    """On a duty number."""
+    OUT = "out"
+    """From a duty extension."""
+
+
+class CallOutcome(StrEnum):
+    ANSWERED = "answered"
+    MISSED_ABANDONED = "missed_abandoned"
+    """The caller hung up before anyone answered."""
+    MISSED_NO_ANSWER = "missed_no_answer"
+    MISSED_BUSY = "missed_busy"
+    FAILED = "failed"
+    FAX = "fax"
+    UNKNOWN = "unknown"
+    """The gateway lost sight of the call (a gap in the AMI stream)."""
+
+
+class EscalationState(StrEnum):
+    """open → acknowledged | exhausted | cancelled."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    EXHAUSTED = "exhausted"
+    CANCELLED = "cancelled"
+
+
+class AttemptResult(StrEnum):
+    """planned → sent → answered → acknowledged | not_acknowledged; or no_answer | busy | failed."""
+
+    PLANNED = "planned"
+    SENT = "sent"
+    ANSWERED = "answered"
+    ACKNOWLEDGED = "acknowledged"
+    NOT_ACKNOWLEDGED = "not_acknowledged"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+class MailState(StrEnum):
+    """pending → sent | failed (kept retrying while pending)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
