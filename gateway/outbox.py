@@ -36,7 +36,7 @@ from storage.db import Database
 from storage.paging import OutboundMail
 from storage.states import MailState
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.outbox")
 
 SEND_TIMEOUT_SECONDS = 60.0
 

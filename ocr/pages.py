@@ -39,7 +39,7 @@ from ocr.errors import (
 )
 from ocr.formats import JPEG, PDF, PNG, POSTSCRIPT, TIFF, document_type, label
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.ocr.pages")
 
 PDF_DPI = 300
 """Rendering resolution of PDF and PostScript pages: what the OCR engines read best."""

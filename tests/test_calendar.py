@@ -83,7 +83,7 @@ def test_instant_in_utc_lands_in_local_shift() -> None:
 
 def test_new_years_eve_night_runs_into_a_year_without_data(caplog: pytest.LogCaptureFixture) -> None:
     assert calendar_data_missing(2027) and not calendar_data_missing(2026)
-    with caplog.at_level(logging.WARNING, logger="gateway.shifts.calendar"):
+    with caplog.at_level(logging.WARNING, logger="dutygw.shifts.calendar"):
         night = shift_at(at("2026-12-31T19:30"), DEFAULT, TZ)
         morning = shift_at(at("2027-01-01T03:00"), DEFAULT, TZ)
         day = shift_at(at("2027-01-01T10:00"), DEFAULT, TZ)

@@ -131,7 +131,7 @@ CHAIN = PagingConfig(chain=[
 ])
 def test_resolve_chain(on_duty: OnDuty | None, room: str, expected: list[ChainMember], gaps: list[str],
                        caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="gateway.paging.policy"):
+    with caplog.at_level(logging.WARNING, logger="dutygw.paging.policy"):
         assert resolve_chain(CHAIN, on_duty, room_number=room) == expected
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert [m.partition(" (")[2].replace(") skipped: ", "：") for m in skipped] == gaps

@@ -21,11 +21,12 @@ from gateway.calls import callbacks
 from gateway.calls.phonebook import lookup
 from gateway.calls.tracker import MISSED_OUTCOMES, CallRecord
 from gateway.config import DutyConfig
+from gateway.logcontext import log_context
 from storage.calls import Call, ListenerGap
 from storage.db import Database
 from storage.states import CallDirection, CallOutcome
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.calls.recorder")
 
 _RECORD_COLUMNS = (
     "direction", "caller", "caller_withheld", "dialed", "arrived_at", "ringing_at",
@@ -66,7 +67,8 @@ class CallRecorder:
             return
         with self._db.session() as session:
             for record in records:
-                self._apply_one(session, record)
+                with log_context(linkedid=record.linkedid):
+                    self._apply_one(session, record)
 
     def record_gap(self, gap: GapLike) -> None:
         """Add a gap, or complete the one that started at the same instant (idempotent)."""
@@ -124,7 +126,8 @@ class CallRecorder:
                 missed.called_back_by = closure.called_back_by
                 missed.callback_connected = closure.callback_connected
             missed.closed_by_call_id = closure.closed_by_call_id
-            log.info("call %s: %s", missed.linkedid, closure.reason)
+            with log_context(linkedid=missed.linkedid):  # the line is about the missed call
+                log.info("call %s: %s", missed.linkedid, closure.reason)
 
 
 def talks_json(record: CallRecord) -> str | None:

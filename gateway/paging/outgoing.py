@@ -22,7 +22,7 @@ from gateway.shifts.calendar import Shift, shifts_between
 from storage.faxes import Receipt
 from storage.paging import OutboundMail
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.paging.outgoing")
 
 DIGEST_LOOKBACK = timedelta(days=1)
 """How far back a (re)started gateway looks for shifts whose digest was not queued yet."""

@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
+from gateway.logcontext import log_context
 from gateway.paging import escalation as engine
 from gateway.paging.agi import FastAgiServer, LivePage, PageAck, page_text_variables
 from gateway.shifts.calendar import Shift, shift_at
@@ -324,6 +325,10 @@ class PagingService:
         await self._apply(escalation, *engine.handle(escalation, event, self.rules))  # type: ignore[arg-type]
 
     async def _apply(self, before: Escalation | None, after: Escalation, actions: Sequence[object]) -> None:
+        with log_context(escalation=after.id):
+            await self._apply_step(before, after, actions)
+
+    async def _apply_step(self, before: Escalation | None, after: Escalation, actions: Sequence[object]) -> None:
         """Commit the new state first, then act: a planned attempt (and its token) is on disk
         before it is dialled."""
         after = _with_tokens(after, actions)
@@ -402,6 +407,10 @@ class PagingService:
     # -- urgent receipts --------------------------------------------------------------------
 
     async def _receipt(self, receipt_id: int) -> None:
+        with log_context(receipt=receipt_id):
+            await self._receipt_in_context(receipt_id)
+
+    async def _receipt_in_context(self, receipt_id: int) -> None:
         notified, page = await self.db.run(self._receipt_work, receipt_id, self.clock.now(), frozenset(self._open))
         if notified and self.on_mail_queued is not None:
             self.on_mail_queued()

@@ -18,7 +18,7 @@ from gateway.shifts.calendar import Shift
 from gateway.shifts.roster import OnDuty
 from storage.faxes import Receipt, is_classified
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.paging.policy")
 
 ROSTER = "roster"
 """``ChainStep.number`` that means: the leader on duty, from the roster."""

@@ -21,7 +21,7 @@ from gateway.errors import GatewayError
 from gateway.shifts.calendar import Shift, shifts_between
 from storage.db import Database
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.report.scheduler")
 
 CHECK_INTERVAL_SECONDS = 60.0
 

@@ -25,7 +25,7 @@ import chinese_calendar
 from gateway.shifts.config import CalendarConfig, ShiftConfig
 from gateway.errors import ConfigError, InputError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.shifts.calendar")
 
 HOLIDAY_NAMES = {
     "New Year's Day": "元旦",
