@@ -26,6 +26,7 @@ from gateway.report.scheduler import ReportScheduler, due_reports
 from storage.db import Database
 from storage.paging import OutboundMail
 from storage.reports import ReportRun
+from storage.states import MailState
 from tests.report_night import NIGHT, fill_night, local, night_config
 
 CONFIG = night_config(Path("var"))
@@ -90,7 +91,7 @@ def test_a_report_not_sent_shows_in_the_next_one(database: Database, tmp_path: P
     following = shift_figures(database, config, "2026-11-22/night")
     assert [u.shift_key for u in following.unsent_reports] == [NIGHT]
     with database.session() as s:
-        s.scalars(select(OutboundMail)).one().state = "sent"
+        s.scalars(select(OutboundMail)).one().state = MailState.SENT
     assert shift_figures(database, config, "2026-11-22/night").unsent_reports == ()
 
 
