@@ -30,11 +30,13 @@ class CallOutcome(StrEnum):
 
 
 class EscalationState(StrEnum):
-    """open → acknowledged | exhausted | cancelled."""
+    """open → acknowledged | exhausted | stopped (人工停止 from the console) | cancelled."""
 
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     EXHAUSTED = "exhausted"
+    STOPPED = "stopped"
+    """Main's page-stop control (merged after this branch began) closes an escalation so."""
     CANCELLED = "cancelled"
 
 
@@ -49,6 +51,8 @@ class AttemptResult(StrEnum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     FAILED = "failed"
+    STOPPED = "stopped"
+    """The call under way when the leader stopped the page (main's page-stop control)."""
 
 
 class MailState(StrEnum):

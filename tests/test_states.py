@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -82,3 +83,21 @@ def test_migration_0010_goes_down_and_up_again(database: Database) -> None:
                                 "('report', '2026-11-21', '2026-11-21', '[]', 's', 'b', '[]', '[]', 'sent', 0)"))
         command.upgrade(config, "head")
         assert connection.execute(text("SELECT state FROM outbound_mail")).scalar() == "sent"
+
+
+def test_migration_0010_checks_exactly_the_enums_values() -> None:
+    """The migration lists the values as they stood (it must not import them); they agree today."""
+    import importlib.util
+
+    from storage.states import CallDirection, CallOutcome
+
+    path = Path(__file__).resolve().parent.parent / "storage/migrations/versions/0010_state_checks.py"
+    spec = importlib.util.spec_from_file_location("state_checks", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    enums = {("calls", "direction"): CallDirection, ("calls", "outcome"): CallOutcome,
+             ("escalations", "state"): EscalationState, ("page_attempts", "result"): AttemptResult,
+             ("outbound_mail", "state"): MailState}
+    listed = {(table, column): values for table, columns in migration.CHECKS.items() for column, values in columns.items()}
+    assert listed == {key: tuple(enum) for key, enum in enums.items()}

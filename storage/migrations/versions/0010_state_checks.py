@@ -20,9 +20,9 @@ CHECKS: dict[str, dict[str, tuple[str, ...]]] = {
         'direction': ('in', 'out'),
         'outcome': ('answered', 'missed_abandoned', 'missed_no_answer', 'missed_busy', 'failed', 'fax', 'unknown'),
     },
-    'escalations': {'state': ('open', 'acknowledged', 'exhausted', 'cancelled')},
+    'escalations': {'state': ('open', 'acknowledged', 'exhausted', 'stopped', 'cancelled')},
     'page_attempts': {'result': ('planned', 'sent', 'answered', 'acknowledged', 'not_acknowledged',
-                                 'no_answer', 'busy', 'failed')},
+                                 'no_answer', 'busy', 'failed', 'stopped')},
     'outbound_mail': {'state': ('pending', 'sent', 'failed')},
 }
 
