@@ -89,8 +89,6 @@ def test_migration_0010_checks_exactly_the_enums_values() -> None:
     """The migration lists the values as they stood (it must not import them); they agree today."""
     import importlib.util
 
-    from storage.states import CallDirection, CallOutcome
-
     path = Path(__file__).resolve().parent.parent / "storage/migrations/versions/0010_state_checks.py"
     spec = importlib.util.spec_from_file_location("state_checks", path)
     assert spec is not None and spec.loader is not None
