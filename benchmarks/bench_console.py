@@ -28,7 +28,8 @@ from bench_report import fill  # noqa: E402
 from gateway.clock import SystemClock  # noqa: E402
 from gateway.config import Config, DutyConfig, PathsConfig  # noqa: E402
 from gateway.web.accounts import add_user  # noqa: E402
-from gateway.web.app import Console, build_app  # noqa: E402
+from gateway.web.app import Console  # noqa: E402
+from gateway.web.site import build_app  # noqa: E402
 from storage.db import Database, open_database  # noqa: E402
 
 PAGES = ("/calls", "/calls?missed=1", "/calls?unknown=1", "/calls?day=2026-11-21", "/faxes", "/faxes?unsigned=1")

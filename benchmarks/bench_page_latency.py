@@ -42,7 +42,7 @@ from gateway.config import (
 )
 from gateway.fax.service import FaxService
 from gateway.paging.pager import PagingService
-from gateway.paging.roster import OnDuty, store_roster
+from gateway.shifts.roster import OnDuty, store_roster
 from storage.db import open_database
 from storage.faxes import Receipt
 

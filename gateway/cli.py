@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway import logcontext
 from gateway.config import CONFIG_FILE_VARIABLE, Config, load_config
 from gateway.errors import GatewayError
 
@@ -58,9 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=logcontext.FORMAT,
         stream=sys.stderr,
     )
+    logcontext.install()  # each line says which call, receipt or escalation it is about
     if not args.verbose:
         for chatty in QUIET_LOGGERS:
             logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -20,6 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.errors import ConfigError
+from gateway.shifts.config import CalendarConfig
+from ocr.config import UrgencyConfig
 
 ENV_PREFIX = "DUTYGW_"
 CONFIG_FILE_VARIABLE = "DUTYGW_CONFIG"
@@ -92,52 +94,6 @@ class OcrConfig:
     max_pixels: int = 40_000_000
     """Per page, after decoding; larger is refused as a decompression bomb."""
     workers: int = 1
-
-
-@dataclass(frozen=True)
-class UrgencyConfig:
-    """The words the urgency and classification rules look for (lists live here, not in code)."""
-
-    urgent_marks: list[str] = field(default_factory=lambda: ["特提", "特急", "加急", "急件"])
-    not_urgent_marks: list[str] = field(default_factory=lambda: ["平急"])
-    not_urgent_options: list[str] = field(default_factory=lambda: ["一般", "较急", "平急"])
-    """Printed options of a 紧急程度 box row that do not make a fax urgent when ticked."""
-    urgent_flags: list[str] = field(default_factory=lambda: ["紧急信息", "紧急"])
-    """Words that make a report or cover sheet urgent when they stand in the header zone."""
-    classifications: list[str] = field(default_factory=lambda: ["绝密", "机密", "秘密"])
-    low_confidence: float = 0.6
-    """Below this OCR confidence a near-miss of an urgency word makes the fax possibly urgent."""
-
-
-@dataclass(frozen=True)
-class ShiftConfig:
-    name: str
-    label: str
-    start: time
-    end: time
-    night: bool | None = None
-    """Whether urgent faxes in this shift page the leadership; unset: a shift crossing midnight does."""
-
-
-@dataclass(frozen=True)
-class CalendarConfig:
-    """Shifts and the days they fall on (chinesecalendar, plus what the unit adds)."""
-
-    shifts: list[ShiftConfig] = field(
-        default_factory=lambda: [
-            ShiftConfig("day", "白班", time(8), time(19)),
-            ShiftConfig("night", "夜班", time(19), time(8)),
-        ]
-    )
-    holiday_shifts: list[ShiftConfig] = field(default_factory=list)
-    """Shifts on rest days (weekends, holidays), if they differ; empty means the same as workdays."""
-    extra_holidays: list[str] = field(default_factory=list)
-    """ISO dates treated as rest days (a unit's own, or the years chinesecalendar lacks);
-    a name may follow the date: ``"2027-01-01 元旦"``."""
-    extra_workdays: list[str] = field(default_factory=list)
-    """ISO dates treated as working days (调休 the package does not know yet)."""
-    special_days: list[str] = field(default_factory=list)
-    """ISO dates of 特殊敏感时间: treated like a rest day for paging."""
 
 
 @dataclass(frozen=True)
@@ -461,7 +417,7 @@ def _check(config: Config, where: str) -> None:
             raise ConfigError(f"{where}: key {engine_key}: expected rapidocr or tesseract, got {engine!r}")
     if config.ocr.header_second_reader not in ("rapidocr", "tesseract", "none"):
         raise ConfigError(f"{where}: key ocr.header_second_reader: expected rapidocr, tesseract or none")
-    from gateway.paging.calendar import check_calendar
+    from gateway.shifts.calendar import check_calendar
 
     try:
         check_calendar(config.calendar)

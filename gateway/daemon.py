@@ -104,15 +104,19 @@ class Daemon:
 
     def _build_services(self, ami: AmiClient, listener: CallListener) -> list[Service]:
         from gateway.fax.service import FaxService
-        from gateway.paging.mailer import MailService
+        from gateway.outbox import MailService
+        from gateway.paging.outgoing import queue_due_digests
         from gateway.paging.pager import PagingService
+        from gateway.report.mail import KIND as REPORT_KIND
+        from gateway.report.mail import report_message
         from gateway.report.scheduler import ReportScheduler
 
         assert self.db is not None
         pager = PagingService(self.config, self.db, self.clock, ami)
         listener.also.append(pager.on_ami_message)
         fax = FaxService(self.config, self.db, self.clock, on_urgency=pager.on_urgent_receipt)
-        mail = MailService(self.config, self.db, self.clock)
+        mail = MailService(self.config, self.db, self.clock, builders={REPORT_KIND: report_message},
+                           queuers=[lambda s, now: queue_due_digests(s, self.config, now)])
         pager.on_mail_queued = mail.wake  # an urgent notice (or a page that cannot be placed) goes out now
         reports = ReportScheduler(self.config, self.db, self.clock)
         writer = [listener.recorder] if isinstance(listener.recorder, CallWriter) else []

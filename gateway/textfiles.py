@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from gateway.errors import InputError
 
 
@@ -13,3 +15,18 @@ def decode_spreadsheet_text(data: bytes, source: object, *, what: str = "the she
         except UnicodeDecodeError:
             continue
     raise InputError(f"{source}: neither UTF-8 nor GB18030 text", remedy=f"save {what} as CSV (UTF-8)")
+
+
+def header_columns(header: Sequence[str], names: Mapping[str, Sequence[str]], required: Sequence[str],
+                   source: str, *, remedy: str) -> dict[str, int]:
+    """Which column holds each field, by its heading (any of ``names``, case-insensitive; the
+    first such column wins); an ``InputError`` naming the missing ``required`` fields."""
+    found: dict[str, int] = {}
+    for index, heading in enumerate(header):
+        key = next((k for k, aliases in names.items() if heading.strip().lower() in aliases), None)
+        if key is not None:
+            found.setdefault(key, index)
+    missing = [k for k in required if k not in found]
+    if missing:
+        raise InputError(f"{source}, line 1: missing column(s) {', '.join(missing)}", remedy=remedy)
+    return found

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from rapidfuzz.distance import Levenshtein
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.model import Box, FaxFields, OcrLine, PageText, Reason
 from ocr.urgency import decide, header_rows, higher_classification
 from ocr.zones import Layout, Row, flatten, has_cjk, label_values, layout

@@ -37,24 +37,13 @@ from ocr.errors import (
     UnreadableDocument,
     UnsupportedFormat,
 )
+from ocr.formats import JPEG, PDF, PNG, POSTSCRIPT, TIFF, document_type, label
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.ocr.pages")
 
 PDF_DPI = 300
 """Rendering resolution of PDF and PostScript pages: what the OCR engines read best."""
 
-_MAGIC = (
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"%PDF", "pdf"),
-    (b"%!PS", "ps"),
-    (b"\x89PNG", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-)
-_CONTENT_TYPES = {
-    "image/tiff": "tiff", "image/tiff-fx": "tiff", "application/pdf": "pdf",
-    "application/postscript": "ps", "image/png": "png", "image/jpeg": "jpeg",
-}
 
 
 @dataclass(frozen=True)
@@ -89,26 +78,17 @@ def load_pages(
     head = _head(source)
     if not head:
         raise EmptyDocument("the document is empty (0 bytes)")
-    kind = sniff(head) or _CONTENT_TYPES.get((content_type or "").split(";")[0].strip().lower())
-    loaders = {"tiff": _load_raster, "png": _load_raster, "jpeg": _load_raster,
-               "pdf": _load_pdf, "ps": _load_postscript}
+    kind = document_type(head, content_type)
+    loaders = {TIFF: _load_raster, PNG: _load_raster, JPEG: _load_raster, PDF: _load_pdf, POSTSCRIPT: _load_postscript}
     if kind not in loaders:
         raise UnsupportedFormat(f"not a fax image or PDF (starts with {head[:8]!r})")
     pages = loaders[kind](source, max_pages=max_pages, max_pixels=max_pixels)
     if not pages:
-        raise EmptyDocument(f"the {kind.upper()} document has no pages")
+        raise EmptyDocument(f"the {label(kind)} document has no pages")
     if pages[0].total_pages > len(pages):
         log.warning("document has %d pages; only the first %d were read",
                     pages[0].total_pages, len(pages))
     return pages
-
-
-def sniff(head: bytes) -> str | None:
-    """The format named by a file's first bytes, or None."""
-    for magic, kind in _MAGIC:
-        if head.startswith(magic):
-            return kind
-    return None
 
 
 def _head(source: Path | bytes) -> bytes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.engines import OcrEngine
 from ocr.fields import (
     doc_number_spot,
@@ -33,7 +33,7 @@ from ocr.ticks import TICK_DPI, read_ticks
 from ocr.urgency import combine, decide, header_zone_box, option_rows
 from ocr.zones import Layout, Row, group_rows, layout
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.ocr.reader")
 
 PageInput = FaxPage | NormalisedPage | Image.Image
 """A page as received (normalised here), already normalised, or a ready image."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from rapidfuzz.distance import Levenshtein
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.model import Box, Reason, UrgencyDecision
 from ocr.ticks import Tick, option_words
 from ocr.zones import Layout, Row, flatten, has_cjk, label_values

@@ -7,8 +7,10 @@ The naming convention gives constraints deterministic names, so Alembic migratio
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import CheckConstraint, DateTime, MetaData, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -44,3 +46,34 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+class State(TypeDecorator[Any]):
+    """A state column: stored as the StrEnum's string, read back as its member.
+
+    Binding a value that is not one of the enum's raises ``ValueError`` before anything is
+    written; ``one_of`` makes the database refuse it too (a CHECK constraint, migration 0010).
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int = 20) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else self.enum(value)
+
+
+def one_of(column: str, enum: type[StrEnum]) -> CheckConstraint:
+    """``CHECK (column IN (...))``, named ``ck_<table>_<column>`` by the naming convention."""
+    return CheckConstraint(f"{column} IN ({check_values(enum)})", name=column)
+
+
+def check_values(enum: type[StrEnum]) -> str:
+    """The enum's values as an SQL list (they are plain words: no quoting to escape)."""
+    return ", ".join(f"'{member.value}'" for member in enum)

@@ -13,15 +13,17 @@ from datetime import datetime
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.base import Base, UTCDateTime
+from storage.base import Base, State, UTCDateTime, one_of
+from storage.states import CallDirection, CallOutcome
 
 
 class Call(Base):
     __tablename__ = "calls"
+    __table_args__ = (one_of("direction", CallDirection), one_of("outcome", CallOutcome))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     linkedid: Mapped[str] = mapped_column(String(100), unique=True)
-    direction: Mapped[str] = mapped_column(String(3))
+    direction: Mapped[CallDirection] = mapped_column(State(CallDirection, 3))
     """``in`` on a duty number, ``out`` from a duty extension."""
     caller: Mapped[str] = mapped_column(String(64), index=True)
     """Normalised; ``anonymous`` when withheld; the extension for an outbound call."""
@@ -38,9 +40,8 @@ class Call(Base):
     rule_met: Mapped[bool | None] = mapped_column(Boolean)
     answered_by: Mapped[str | None] = mapped_column(String(64))
     talk_seconds: Mapped[float | None] = mapped_column(Float)
-    outcome: Mapped[str | None] = mapped_column(String(20), index=True)
-    """answered, missed_abandoned, missed_no_answer, missed_busy, failed, fax, unknown;
-    None while the call is still ringing."""
+    outcome: Mapped[CallOutcome | None] = mapped_column(State(CallOutcome), index=True)
+    """None while the call is still ringing."""
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     called_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     called_back_by: Mapped[str | None] = mapped_column(String(64))

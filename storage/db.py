@@ -20,6 +20,7 @@ attempted in it is refused (``StorageError``) rather than taking the lock after 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -72,11 +73,15 @@ class Database:
             # read stay usable (detached, not expired) for the page that shows them
 
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``work(*args, **kwargs)`` off the event loop, on the database's threads."""
+        """Run ``work(*args, **kwargs)`` off the event loop, on the database's threads.
+
+        The work runs in a copy of the caller's context, so its log lines say what they are about.
+        """
         if self._executor is None:
             self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="dutygw-db")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: work(*args, **kwargs))
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, lambda: context.run(work, *args, **kwargs))
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic ``upgrade head``)."""

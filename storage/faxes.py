@@ -14,6 +14,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.base import Base, UTCDateTime
 
+UNCLASSIFIED = frozenset({"", "非密", "公开", "无"})
+"""Marks that say a fax is not secret; any other mark (秘密, 机密, 绝密, 机密★1年…) is a 密级."""
+
+
+def is_classified(classification: str | None) -> bool:
+    """The one rule: any mark but an explicit "not secret" counts; when in doubt, redact."""
+    return classification is not None and classification.strip() not in UNCLASSIFIED
+
 
 class InboundMail(Base):
     """One accepted SMTP message (or a file ingested by hand), durable before it is answered."""
@@ -93,7 +101,7 @@ class Receipt(Base):
 
     @property
     def is_classified(self) -> bool:
-        return self.classification is not None
+        return is_classified(self.classification)
 
 
 class ReceiptPage(Base):

@@ -13,16 +13,18 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from storage.base import Base, UTCDateTime
+from storage.base import Base, State, UTCDateTime, one_of
+from storage.states import EscalationState, AttemptResult, MailState
 
 
 class Escalation(Base):
     __tablename__ = "escalations"
+    __table_args__ = (one_of("state", EscalationState),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    state: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    state: Mapped[EscalationState] = mapped_column(State(EscalationState), default=EscalationState.OPEN, index=True)
     """open → acknowledged | exhausted | stopped (人工停止 by the leader on duty)."""
     shift_key: Mapped[str | None] = mapped_column(String(30))
     """The shift it was opened in, e.g. 2026-11-21/night."""
@@ -50,6 +52,7 @@ class Escalation(Base):
 
 class PageAttempt(Base):
     __tablename__ = "page_attempts"
+    __table_args__ = (one_of("result", AttemptResult),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id", ondelete="CASCADE"), index=True)
@@ -71,8 +74,7 @@ class PageAttempt(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    result: Mapped[str] = mapped_column(String(20), default="planned")
-    """planned → sent → answered → acknowledged | not_acknowledged; or no_answer | busy | failed."""
+    result: Mapped[AttemptResult] = mapped_column(State(AttemptResult), default=AttemptResult.PLANNED)
     channel: Mapped[str | None] = mapped_column(String(100))
     detail: Mapped[str | None] = mapped_column(Text)
 
@@ -83,6 +85,7 @@ class OutboundMail(Base):
     """A notice, digest or report to send through the relay; retried until sent."""
 
     __tablename__ = "outbound_mail"
+    __table_args__ = (one_of("state", MailState),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(30), index=True)
@@ -96,8 +99,7 @@ class OutboundMail(Base):
     """[{"path", "filename", "content_type"}]; never the image of a classified fax."""
     receipt_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     shift_key: Mapped[str | None] = mapped_column(String(30))
-    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
-    """pending → sent | failed (kept retrying while pending)."""
+    state: Mapped[MailState] = mapped_column(State(MailState), default=MailState.PENDING, index=True)
     tries: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -136,4 +138,4 @@ def paging_needs_trunk(session: Any) -> bool:
     """Whether an urgent page is open: other outbound calls (spot checks) must wait for it."""
     from sqlalchemy import func, select
 
-    return bool(session.scalar(select(func.count()).select_from(Escalation).where(Escalation.state == "open")))
+    return bool(session.scalar(select(func.count()).select_from(Escalation).where(Escalation.state == EscalationState.OPEN)))

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.config import CalendarConfig, ShiftConfig, load_config
+from gateway.config import load_config
+from gateway.shifts.config import CalendarConfig, ShiftConfig
 from gateway.errors import ConfigError, InputError
-from gateway.paging import calendar as cal
-from gateway.paging.calendar import (
+from gateway.shifts import calendar as cal
+from gateway.shifts.calendar import (
     calendar_data_missing,
     day_info,
     shift_at,
@@ -82,7 +83,7 @@ def test_instant_in_utc_lands_in_local_shift() -> None:
 
 def test_new_years_eve_night_runs_into_a_year_without_data(caplog: pytest.LogCaptureFixture) -> None:
     assert calendar_data_missing(2027) and not calendar_data_missing(2026)
-    with caplog.at_level(logging.WARNING, logger="gateway.paging.calendar"):
+    with caplog.at_level(logging.WARNING, logger="dutygw.shifts.calendar"):
         night = shift_at(at("2026-12-31T19:30"), DEFAULT, TZ)
         morning = shift_at(at("2027-01-01T03:00"), DEFAULT, TZ)
         day = shift_at(at("2027-01-01T10:00"), DEFAULT, TZ)

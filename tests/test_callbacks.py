@@ -18,6 +18,7 @@ from gateway.calls.recorder import CallRecorder
 from gateway.calls.tracker import CallRecord
 from storage.calls import Call
 from storage.db import Database
+from storage.states import CallOutcome
 from tests.test_tracker import DUTY, finals, track
 
 WINDOW = timedelta(hours=24)
@@ -35,7 +36,7 @@ OPEN = OpenMissed(call_id=1, caller=MISSED.caller, arrived_at=MISSED.arrived_at)
 
 
 def _unconnected(record: CallRecord) -> CallRecord:
-    return dataclasses.replace(record, outcome="missed_no_answer", answered_at=None, answered_by=None,
+    return dataclasses.replace(record, outcome=CallOutcome.MISSED_NO_ANSWER, answered_at=None, answered_by=None,
                                talk_seconds=None)
 
 

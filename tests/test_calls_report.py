@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 from gateway.calls.parties import handled_text
 from gateway.calls.recorder import CallRecorder
 from gateway.config import load_config
-from gateway.paging.roster import parse_roster, store_roster
+from gateway.shifts.roster import parse_roster, store_roster
 from gateway.report.make import CALLS_XLSX, write_report
 from gateway.report.query import shift_figures
 from storage.db import open_database

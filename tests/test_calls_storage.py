@@ -16,6 +16,7 @@ from gateway.calls.tracker import CallRecord, CallTracker
 from gateway.errors import InputError
 from storage.calls import Call, ListenerGap, PhonebookEntry
 from storage.db import Database
+from storage.states import CallOutcome
 from tests.test_tracker import DUTY, SCENARIOS, expected_calls, expected_outcome, finals, track
 from tests.test_tracker_patterns import DUTY as PATTERN_DUTY
 from tests.test_tracker_patterns import TRUTHS, pattern_messages
@@ -64,7 +65,7 @@ def test_an_unknown_gap_record_is_corrected_by_a_reconciled_one(database: Databa
     recorder = CallRecorder(database, DUTY)
     story = track("answered_r2")
     final = story[-1]
-    recorder.apply([dataclasses.replace(final, outcome="unknown", note="AMI connection lost")])
+    recorder.apply([dataclasses.replace(final, outcome=CallOutcome.UNKNOWN, note="AMI connection lost")])
     recorder.apply([dataclasses.replace(story[1], note="reconciled")])
     recorder.apply([final])
     (row,) = _rows(database)

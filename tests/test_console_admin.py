@@ -13,7 +13,8 @@ from sqlalchemy import select
 from gateway.clock import SystemClock
 from gateway.config import Config, DutyConfig, PathsConfig
 from gateway.web.accounts import add_user
-from gateway.web.app import Console, build_app
+from gateway.web.app import Console
+from gateway.web.site import build_app
 from storage.calls import PhonebookEntry
 from storage.console import AuditEntry
 from storage.db import open_database

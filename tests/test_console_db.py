@@ -107,7 +107,8 @@ def test_the_consoles_pages_and_its_poll_read_only_beside_a_held_write_lock(any_
     from gateway.clock import SystemClock
     from gateway.config import Config, DutyConfig, PathsConfig, WebConfig
     from gateway.web.accounts import add_user
-    from gateway.web.app import Console, build_app
+    from gateway.web.app import Console
+    from gateway.web.site import build_app
 
     db = any_database
     config = Config(duty=DutyConfig(numbers=["02787654321"], extensions=["8001"]),

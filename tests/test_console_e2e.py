@@ -285,7 +285,7 @@ def test_a_handover_signed_by_two_officers_carries_its_open_items_over(room: Dut
         assert (signed.outgoing_by, signed.incoming_by) == ("wangfang", "lijun")
     browser.shot(incoming, "handover-signed")
     from gateway.config import load_config
-    from gateway.paging.calendar import shift_at
+    from gateway.shifts.calendar import shift_at
 
     config = load_config(room.config)
     now_shift = shift_at(datetime.now(UTC), config.calendar, config.zone)

@@ -32,6 +32,7 @@ from gateway.paging.escalation import (
     resume,
     route_receipt,
 )
+from storage.states import EscalationState
 
 NIGHT = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
 CHAIN = (Person("带班领导", "王局长", "13700003333"), Person("办公室主任", "李主任", "13900004444"))
@@ -235,7 +236,7 @@ def test_an_empty_chain_is_exhausted_at_once() -> None:
 
 
 def _escalation(id_: int, state: str, opened: datetime, receipts: tuple[int, ...]) -> Escalation:
-    return Escalation(id_, opened, opened + RULES.deadline, CHAIN, receipts, state=state)
+    return Escalation(id_, opened, opened + RULES.deadline, CHAIN, receipts, state=EscalationState(state))
 
 
 ROUTES = [

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.clock import SHANGHAI
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.engines import RapidOcrEngine, TesseractEngine
 from ocr.reader import FaxReader
 from storage.db import open_database

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.fields import extract_fields, guess_kind, parse_doc_number, vote_doc_number
 from ocr.model import OcrLine, PageText
 from ocr.zones import layout

@@ -25,14 +25,8 @@ from sqlalchemy import select
 
 from gateway.clock import UTC, FixedClock
 from gateway.config import Config, DutyConfig, MailConfig
-from gateway.paging.mailer import (
-    Mailer,
-    MailService,
-    escalation_notice_key,
-    queue_due_digests,
-    queue_mail,
-    queue_urgent_notice,
-)
+from gateway.outbox import Mailer, MailService, Queuer, queue_mail
+from gateway.paging.outgoing import escalation_notice_key, queue_due_digests, queue_urgent_notice
 from gateway.paging.notices import urgent_notice_mail
 from storage.db import Database
 from storage.faxes import Receipt
@@ -443,3 +437,26 @@ def test_a_locked_database_does_not_stall_the_mail_loop(database: Database, rela
 
     assert asyncio.run(asyncio.wait_for(scenario(), 60)) == 1
     assert len(beats) == 20
+
+
+def test_mail_service_runs_the_queuers_it_is_given_then_sends(
+        database: Database, relay: Capture, relay_port: int) -> None:
+    """The outbox knows no kind of mail: the daemon passes paging's digest queuer in."""
+    file_receipt(database, 210, "2026-11-21T21:05", title="关于召开全县安全生产工作会议的通知")
+    config = config_for(relay_port)
+    at = datetime(2026, 11, 22, 8, 30, tzinfo=SHANGHAI)
+    digests: Queuer = lambda s, now: queue_due_digests(s, config, now)  # noqa: E731
+
+    async def scenario() -> None:
+        service = MailService(config, database, FixedClock(at), interval_seconds=3600, queuers=[digests])
+        await service.start()
+        try:
+            await _until(lambda: not relay.messages)
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+    (message,) = [parsed(raw) for _, raw in relay.messages]
+    assert message["Subject"] == "【来文摘要】2026年11月21日夜班 共1份"
+    with database.session() as s:
+        assert [(r.kind, r.state) for r in s.scalars(select(OutboundMail))] == [("night_digest", "sent")]

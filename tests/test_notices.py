@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.config import CalendarConfig
-from gateway.paging.calendar import shift_at
+from gateway.shifts.config import CalendarConfig
+from gateway.shifts.calendar import shift_at
 from gateway.paging.notices import (
     NIGHT_DIGEST,
     URGENT_NOTICE,

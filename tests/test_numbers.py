@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.calls.numbers import WITHHELD, clean_name, dialable, normalise
-from gateway.paging.roster import normalise_number as roster_number
+from gateway.shifts.roster import normalise_number as roster_number
 
 CASES = [
     # presented                 canonical        withheld

@@ -42,7 +42,7 @@ from gateway.config import (
 )
 from gateway.paging.agi import page_text
 from gateway.paging.pager import PagingService
-from gateway.paging.roster import OnDuty, store_roster
+from gateway.shifts.roster import OnDuty, store_roster
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation, OutboundMail, PageAttempt
@@ -787,7 +787,7 @@ def test_dutygw_fax_ingest_in_another_process_is_handed_to_the_running_pager(
     import sys
 
     from gateway.clock import SystemClock
-    from gateway.paging.calendar import shift_at
+    from gateway.shifts.calendar import shift_at
 
     config_file = tmp_path / "dutygw.toml"
     config_file.write_text(f'[duty]\nnumbers = ["02787654321"]\nextensions = ["8001"]\n'

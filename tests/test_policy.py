@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.config import CalendarConfig, ChainStep, PagingConfig
-from gateway.paging.calendar import shift_at
-from gateway.paging.policy import (
-    ChainMember,
-    ReceiptFacts,
-    chain_gaps,
-    decide,
-    is_classified,
-    resolve_chain,
-    should_join,
-    was_acknowledged,
-)
-from gateway.paging.roster import OnDuty
-from storage.faxes import Receipt
-from storage.paging import Escalation
+from gateway.config import ChainStep, PagingConfig
+from gateway.shifts.config import CalendarConfig
+from gateway.shifts.calendar import shift_at
+from gateway.paging.policy import ChainMember, ReceiptFacts, decide, resolve_chain
+from gateway.shifts.roster import OnDuty
+from storage.faxes import Receipt, is_classified
 
 TZ = ZoneInfo("Asia/Shanghai")
 CALENDAR = CalendarConfig(special_days=["2026-11-25"])
@@ -99,10 +90,17 @@ def test_day_shift_pages_when_configured_and_disabled_paging_mails_instead() -> 
 
 
 @pytest.mark.parametrize(("mark", "classified"), [
-    ("秘密", True), ("机密", True), ("绝密", True), ("机密★1年", True), (None, False), ("", False), ("非密", False),
+    ("秘密", True), ("机密", True), ("绝密", True), ("机密★1年", True), ("内部", True),
+    (None, False), ("", False), ("非密", False), ("公开", False), ("无", False), (" 非密 ", False),
 ])
 def test_what_counts_as_classified(mark: str | None, classified: bool) -> None:
+    """One rule at both places that used to differ: the receipt (the console's gate) and the policy."""
+    receipt = Receipt(id=7, year=2026, seq=7, is_urgent=True, classification=mark)
     assert is_classified(mark) is classified
+    assert receipt.is_classified is classified  # used to say True for 非密, 公开 and 无
+    assert ReceiptFacts.of(receipt).classified is classified
+    assert decide(ReceiptFacts.of(receipt), shift_at(datetime(2026, 11, 21, 23, 0, tzinfo=TZ), CALENDAR, TZ),
+                  PAGING).redact is classified
 
 
 def test_receipt_facts_from_a_receipt() -> None:
@@ -133,31 +131,7 @@ CHAIN = PagingConfig(chain=[
 ])
 def test_resolve_chain(on_duty: OnDuty | None, room: str, expected: list[ChainMember], gaps: list[str],
                        caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="gateway.paging.policy"):
+    with caplog.at_level(logging.WARNING, logger="dutygw.paging.policy"):
         assert resolve_chain(CHAIN, on_duty, room_number=room) == expected
-    assert chain_gaps(CHAIN, on_duty, room_number=room) == gaps
-    assert len([r for r in caplog.records if "skipped" in r.getMessage()]) == len(gaps)
-
-
-OPENED = datetime(2026, 11, 21, 15, 14, tzinfo=ZoneInfo("UTC"))
-
-
-@pytest.mark.parametrize(("state", "after_seconds", "receipt_ids", "joins"), [
-    ("open", 60, [1], True),
-    ("open", 180, [1], True),
-    ("open", 181, [1], False),
-    ("open", 3600, [1, 2], True),  # already announced by this page
-    ("acknowledged", 10, [1], False),
-    ("exhausted", 10, [1], False),
-])
-def test_should_join(state: str, after_seconds: int, receipt_ids: list[int], joins: bool) -> None:
-    escalation = Escalation(state=state, opened_at=OPENED, receipt_ids=receipt_ids)
-    facts = ReceiptFacts(2, "传真〔2026〕0002号", is_urgent=True)
-    assert should_join(escalation, facts, OPENED + timedelta(seconds=after_seconds), PAGING) is joins
-    assert should_join(None, facts, OPENED, PAGING) is False
-
-
-def test_an_acknowledged_receipt_is_never_paged_again() -> None:
-    escalations = [Escalation(state="exhausted", receipt_ids=[3]), Escalation(state="acknowledged", receipt_ids=[1, 2])]
-    assert was_acknowledged(2, escalations)
-    assert not was_acknowledged(3, escalations)
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert [m.partition(" (")[2].replace(") skipped: ", "：") for m in skipped] == gaps

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.engines import OcrEngine, RapidOcrEngine, TesseractEngine
 from ocr.model import PageText, UrgencyDecision
 from ocr.reader import FaxReader, FaxReading

@@ -15,8 +15,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from gateway.config import CalendarConfig, Config, ShiftConfig
-from gateway.paging.calendar import shift_by_key
+from gateway.config import Config
+from gateway.shifts.config import CalendarConfig, ShiftConfig
+from gateway.shifts.calendar import shift_by_key
 from gateway.report.figures import summary
 from gateway.report.make import write_report
 from gateway.report.query import shift_figures

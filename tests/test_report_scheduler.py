@@ -18,13 +18,15 @@ from sqlalchemy import select
 
 from gateway.clock import FixedClock
 from gateway.config import Config, MailConfig
-from gateway.paging.mailer import MailService
+from gateway.outbox import MailService
+from gateway.report.mail import KIND as REPORT_KIND
 from gateway.report.mail import report_message
 from gateway.report.query import shift_figures
 from gateway.report.scheduler import ReportScheduler, due_reports
 from storage.db import Database
 from storage.paging import OutboundMail
 from storage.reports import ReportRun
+from storage.states import MailState
 from tests.report_night import NIGHT, fill_night, local, night_config
 
 CONFIG = night_config(Path("var"))
@@ -89,7 +91,7 @@ def test_a_report_not_sent_shows_in_the_next_one(database: Database, tmp_path: P
     following = shift_figures(database, config, "2026-11-22/night")
     assert [u.shift_key for u in following.unsent_reports] == [NIGHT]
     with database.session() as s:
-        s.scalars(select(OutboundMail)).one().state = "sent"
+        s.scalars(select(OutboundMail)).one().state = MailState.SENT
     assert shift_figures(database, config, "2026-11-22/night").unsent_reports == ()
 
 
@@ -144,7 +146,7 @@ def test_a_report_the_relay_refused_is_retried_and_arrives_as_html(database: Dat
     fill_night(database, config)
     clock = FixedClock(local(2026, 11, 22, 8, 0, 30))
     asyncio.run(ReportScheduler(config, database, clock).run_once())
-    service = MailService(config, database, clock)
+    service = MailService(config, database, clock, builders={REPORT_KIND: report_message})  # as the daemon does
     assert asyncio.run(service.mailer.send_due()) == 0  # nobody listens on the relay port yet
     assert [u.shift_key for u in shift_figures(database, config, "2026-11-22/night").unsent_reports] == [NIGHT]
 

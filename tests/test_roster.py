@@ -9,9 +9,9 @@ import pytest
 
 from gateway.cli import main
 from gateway.clock import UTC
-from gateway.config import CalendarConfig, ShiftConfig
+from gateway.shifts.config import CalendarConfig, ShiftConfig
 from gateway.errors import InputError
-from gateway.paging.roster import OnDuty, normalise_number, on_duty, parse_roster, store_roster
+from gateway.shifts.roster import OnDuty, normalise_number, on_duty, parse_roster, store_roster
 from storage.db import Database, open_database
 
 CALENDAR = CalendarConfig()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from gateway.cli import main
 from gateway.clock import FixedClock
-from gateway.config import CalendarConfig
+from gateway.shifts.config import CalendarConfig
 from gateway.errors import InputError
 from gateway.spotcheck.plan import draw, most_at_once, windows_for
 from storage.db import Database, open_database

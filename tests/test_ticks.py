@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.normalise import NormaliseOptions, normalise
 from ocr.ticks import TICK_DPI, Tick, read_ticks
 from ocr.urgency import decide, option_rows

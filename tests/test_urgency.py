@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import UrgencyConfig
+from ocr.config import UrgencyConfig
 from ocr.model import PageText
 from ocr.ticks import Tick, option_words
 from ocr.urgency import combine, decide, header_rows, option_rows

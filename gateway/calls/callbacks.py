@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.calls.tracker import CallRecord
+from storage.states import CallDirection, CallOutcome
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,9 @@ def closures(call: CallRecord, call_id: int, open_missed: Iterable[OpenMissed],
     """The effect of the finished ``call`` (stored as ``call_id``) on the open missed calls."""
     if not call.complete or call.arrived_at is None:
         return []
-    if call.direction == "out" and call.dialed:
+    if call.direction == CallDirection.OUT and call.dialed:
         return [_callback(call, call_id, m) for m in _candidates(call.dialed, call.arrived_at, open_missed, window)]
-    if call.direction == "in" and call.outcome == "answered" and not call.caller_withheld:
+    if call.direction == CallDirection.IN and call.outcome == CallOutcome.ANSWERED and not call.caller_withheld:
         return [_got_through(call, call_id, m)
                 for m in _candidates(call.caller, call.arrived_at, open_missed, window)]
     return []
@@ -64,7 +65,7 @@ def _candidates(number: str, at: datetime, open_missed: Iterable[OpenMissed],
 
 
 def _callback(call: CallRecord, call_id: int, missed: OpenMissed) -> Closure:
-    connected = call.outcome == "answered"
+    connected = call.outcome == CallOutcome.ANSWERED
     return Closure(
         missed_call_id=missed.call_id,
         closed_by_call_id=call_id if connected else None,

@@ -21,10 +21,12 @@ from gateway.calls import callbacks
 from gateway.calls.phonebook import lookup
 from gateway.calls.tracker import MISSED_OUTCOMES, CallRecord
 from gateway.config import DutyConfig
+from gateway.logcontext import log_context
 from storage.calls import Call, ListenerGap
 from storage.db import Database
+from storage.states import CallDirection, CallOutcome
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.calls.recorder")
 
 _RECORD_COLUMNS = (
     "direction", "caller", "caller_withheld", "dialed", "arrived_at", "ringing_at",
@@ -65,7 +67,8 @@ class CallRecorder:
             return
         with self._db.session() as session:
             for record in records:
-                self._apply_one(session, record)
+                with log_context(linkedid=record.linkedid):
+                    self._apply_one(session, record)
 
     def record_gap(self, gap: GapLike) -> None:
         """Add a gap, or complete the one that started at the same instant (idempotent)."""
@@ -95,7 +98,7 @@ class CallRecorder:
         if row is None:
             row = Call(linkedid=record.linkedid)
             session.add(row)
-        elif row.complete and not record.complete and row.outcome != "unknown":
+        elif row.complete and not record.complete and row.outcome != CallOutcome.UNKNOWN:
             return  # an older snapshot arriving late
         was_complete = bool(row.complete) and row.outcome == record.outcome
         for column in _RECORD_COLUMNS:
@@ -123,7 +126,8 @@ class CallRecorder:
                 missed.called_back_by = closure.called_back_by
                 missed.callback_connected = closure.callback_connected
             missed.closed_by_call_id = closure.closed_by_call_id
-            log.info("call %s: %s", missed.linkedid, closure.reason)
+            with log_context(linkedid=missed.linkedid):  # the line is about the missed call
+                log.info("call %s: %s", missed.linkedid, closure.reason)
 
 
 def talks_json(record: CallRecord) -> str | None:
@@ -136,9 +140,9 @@ def talks_json(record: CallRecord) -> str | None:
 
 
 def _open_missed_query(row: Call) -> Select[Call]:
-    number = row.dialed if row.direction == "out" else row.caller
+    number = row.dialed if row.direction == CallDirection.OUT else row.caller
     return select(Call).where(
-        Call.direction == "in",
+        Call.direction == CallDirection.IN,
         Call.outcome.in_(MISSED_OUTCOMES),
         Call.caller == number,
         Call.caller_withheld.is_(False),

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-OUTCOMES = ("answered", "missed_abandoned", "missed_no_answer", "missed_busy", "failed", "fax", "unknown")
-MISSED_OUTCOMES = ("missed_abandoned", "missed_no_answer", "missed_busy", "failed")
+from storage.states import CallDirection, CallOutcome
+
+OUTCOMES = tuple(CallOutcome)
+MISSED_OUTCOMES = (CallOutcome.MISSED_ABANDONED, CallOutcome.MISSED_NO_ANSWER, CallOutcome.MISSED_BUSY,
+                   CallOutcome.FAILED)
 PBX = "pbx"
 """``answered_by`` when the PBX itself answered (the fax line's ``Answer()``)."""
 
@@ -39,7 +42,7 @@ class CallRecord:
     """
 
     linkedid: str
-    direction: str
+    direction: CallDirection
     caller: str
     caller_name: str | None
     caller_withheld: bool
@@ -54,7 +57,7 @@ class CallRecord:
     rule_met: bool | None
     talk_seconds: float | None
     hangup_cause: int | None
-    outcome: str | None
+    outcome: CallOutcome | None
     time_source: str
     complete: bool
     note: str | None = None
@@ -67,11 +70,11 @@ class CallRecord:
 
     @property
     def connected(self) -> bool:
-        return self.outcome in ("answered", "fax")
+        return self.outcome in (CallOutcome.ANSWERED, CallOutcome.FAX)
 
     @property
     def missed(self) -> bool:
-        return self.direction == "in" and self.outcome in MISSED_OUTCOMES
+        return self.direction == CallDirection.IN and self.outcome in MISSED_OUTCOMES
 
     def talk_by_party(self) -> list[tuple[str, float]]:
         """Each party's total talk time, in the order they first talked."""

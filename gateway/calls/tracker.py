@@ -42,12 +42,13 @@ from gateway.calls.rings import rings_heard
 from gateway.calls.records import MISSED_OUTCOMES, OUTCOMES, PBX, CallRecord, Talk
 from gateway.clock import local_iso, utc_from_epoch
 from gateway.config import DutyConfig
+from storage.states import CallDirection, CallOutcome
 
 
 _DIAL_OUTCOMES = {
-    "CANCEL": "missed_abandoned",
-    "NOANSWER": "missed_no_answer",
-    "BUSY": "missed_busy",
+    "CANCEL": CallOutcome.MISSED_ABANDONED,
+    "NOANSWER": CallOutcome.MISSED_NO_ANSWER,
+    "BUSY": CallOutcome.MISSED_BUSY,
 }
 _STATUS_PRIORITY = ("CANCEL", "NOANSWER", "BUSY", "CONGESTION", "CHANUNAVAIL")
 """When several legs ended differently, the caller's experience is the first of these."""
@@ -63,7 +64,7 @@ class _Call:
     """Mutable state of one call in flight; private to the tracker."""
 
     linkedid: str
-    direction: str
+    direction: CallDirection
     caller: str
     caller_withheld: bool
     caller_name: str | None
@@ -320,11 +321,11 @@ class CallTracker:
         extension = self.phones.duty_extension(origin.get("Channel"), origin.get("CallerIDNum"))
         number = normalise(origin.get("CallerIDNum"))
         if extension is None and exten in self._duty_numbers | self._fax_numbers:
-            return _Call(linkedid, "in", number.number, number.withheld,
+            return _Call(linkedid, CallDirection.IN, number.number, number.withheld,
                          clean_name(origin.get("CallerIDName")), exten, None, None)
         if extension is not None:
             dialed = exten if (origin.get("Exten") or "s") != "s" else None
-            return _Call(linkedid, "out", extension, False,
+            return _Call(linkedid, CallDirection.OUT, extension, False,
                          clean_name(origin.get("CallerIDName")), dialed, None, None, held=True)
         return None
 
@@ -383,7 +384,7 @@ class CallTracker:
         if uniqueid:
             self.topology.ensure(uniqueid, message.get("Channel"), key)
             self._orphans[uniqueid] = None
-        orphan = _Call(key, "in", "", False, None, None, None, None)
+        orphan = _Call(key, CallDirection.IN, "", False, None, None, None, None)
         _ORPHAN_EVENTS[event](self, orphan, message, message.time or datetime.min)
         for header in ("DestUniqueid", "LocalOneUniqueid", "LocalTwoUniqueid"):
             channel = self.topology.channels.get(message.get(header) or "")
@@ -401,9 +402,9 @@ class CallTracker:
         if mine is None or mine is other:
             channel.call = other.linkedid
             return
-        if mine.direction == "out" and other.direction == "in":
+        if mine.direction == CallDirection.OUT and other.direction == CallDirection.IN:
             self._absorb(mine, other, why)
-        elif other.direction == "out" and mine.direction == "in":
+        elif other.direction == CallDirection.OUT and mine.direction == CallDirection.IN:
             self._absorb(other, mine, why)
         else:
             channel.call = other.linkedid
@@ -429,7 +430,7 @@ class CallTracker:
     def _consulted_call(self, extension: str) -> _Call | None:
         """The answered inbound call in which ``extension`` is a party right now."""
         for call in self._calls.values():
-            if call.direction != "in" or not call.answered or call.complete:
+            if call.direction != CallDirection.IN or not call.answered or call.complete:
                 continue
             for channel in self.topology.of_call(call.linkedid):
                 if not channel.hung_up and not channel.is_local and self.phones.party(channel) == extension:
@@ -488,7 +489,7 @@ class CallTracker:
     def _follow_talk(self, call: _Call, at: datetime) -> None:
         """Open or close the caller's stretches of talk as the far end changes."""
         origin = self.topology.channels.get(call.linkedid)
-        if call.direction != "in" or not call.answered or call.answered_by == PBX or origin is None:
+        if call.direction != CallDirection.IN or not call.answered or call.answered_by == PBX or origin is None:
             return
         party = None if call.complete else self.topology.connected_party(origin, self.phones, call.connected_to)
         if party is not None and call.answered_by is None:
@@ -542,7 +543,7 @@ class CallTracker:
 
     def _settle_guesses(self, call: _Call) -> None:
         """At the end, name an answerer the channels never revealed (say why in ``note``)."""
-        if call.direction != "in" or not call.answered or call.answered_by is not None:
+        if call.direction != CallDirection.IN or not call.answered or call.answered_by is not None:
             return
         channel = self.topology.channels.get(call.answer_dest or "")
         if channel is None:
@@ -589,12 +590,12 @@ class CallTracker:
             talks=talks,
         )
 
-    def _rule_met(self, call: _Call, outcome: str | None, rings: int | None) -> bool | None:
+    def _rule_met(self, call: _Call, outcome: CallOutcome | None, rings: int | None) -> bool | None:
         """Answered within the allowed rings; only meaningful for inbound voice calls: the
         fax machine's line answered by the PBX is no duty-line call (not "within 1 ring")."""
-        if call.direction != "in" or rings is None or outcome == "fax" or call.dialed in self._fax_numbers:
+        if call.direction != CallDirection.IN or rings is None or outcome == CallOutcome.FAX or call.dialed in self._fax_numbers:
             return None
-        if outcome == "answered":
+        if outcome == CallOutcome.ANSWERED:
             return rings <= self._within
         if outcome in MISSED_OUTCOMES or rings > self._within:
             return False
@@ -649,10 +650,10 @@ def _start_dialing(call: _Call) -> None:
 
 def _on_newcallerid(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
     number = normalise(message.get("CallerIDNum"))
-    if _is_origin(call, message) and call.direction == "in":
+    if _is_origin(call, message) and call.direction == CallDirection.IN:
         call.caller, call.caller_withheld = number.number, number.withheld
         call.caller_name = clean_name(message.get("CallerIDName")) or call.caller_name
-    elif call.direction == "out" and not number.withheld and not _is_extension(tracker, message) \
+    elif call.direction == CallDirection.OUT and not number.withheld and not _is_extension(tracker, message) \
             and not (message.get("Channel") or "").startswith("Local/"):
         call.dialed = number.number  # the trunk leg shows the number actually dialed
 
@@ -676,7 +677,7 @@ def _on_dial_begin(tracker: CallTracker, call: _Call, message: AmiMessage, at: d
     if not _is_origin(call, message):
         return
     _start_dialing(call)
-    if call.direction != "out":
+    if call.direction != CallDirection.OUT:
         return
     if call.held and _fold_consultation(tracker, call):
         return
@@ -721,7 +722,7 @@ def _on_dial_end(tracker: CallTracker, call: _Call, message: AmiMessage, at: dat
 
 
 def _answerer(tracker: CallTracker, call: _Call, dest: Channel | None, message: AmiMessage) -> str | None:
-    if call.direction == "out":
+    if call.direction == CallDirection.OUT:
         return call.dialed
     if dest is None:
         return tracker._extension_of(message.get("DestChannel"), message.get("DestCallerIDNum"))
@@ -740,9 +741,9 @@ def _on_newstate(tracker: CallTracker, call: _Call, message: AmiMessage, at: dat
             return  # Queue() answers the caller for its music; a member's answer comes later
         if call.dialing:  # a Dial answered, but its DialEnd was not seen
             by = tracker._extension_of(None, message.get("ConnectedLineNum"))
-            _answer(call, at, by if call.direction == "in" else call.dialed)
+            _answer(call, at, by if call.direction == CallDirection.IN else call.dialed)
             call.notes.append("answer taken from the channel state (DialEnd not seen)")
-        elif call.direction == "in":
+        elif call.direction == CallDirection.IN:
             _answer(call, at, PBX)
 
 
@@ -757,7 +758,7 @@ def _on_bridge_enter(tracker: CallTracker, call: _Call, message: AmiMessage, at:
             tracker._join(call, other, tracker.topology.channels[uniqueid], "it joined the call's bridge")
     call = tracker._calls.get(call.linkedid) or call
     origin = tracker.topology.channels.get(call.linkedid)
-    if call.answered or origin is None or origin.bridge != bridge or call.direction != "in":
+    if call.answered or origin is None or origin.bridge != bridge or call.direction != CallDirection.IN:
         return
     party = tracker.topology.connected_party(origin, tracker.phones, None)
     if party is not None:
@@ -812,7 +813,7 @@ def _on_pickup(tracker: CallTracker, call: _Call, message: AmiMessage, at: datet
 
 def _on_blind_transfer(tracker: CallTracker, call: _Call, message: AmiMessage, at: datetime) -> None:
     target = tracker._call_of(message.get("TransfereeUniqueid")) or call
-    if message.get("Result", "Success") != "Success" or target.direction != "in":
+    if message.get("Result", "Success") != "Success" or target.direction != CallDirection.IN:
         return
     target.transferred_by = tracker._party_of(message.get("TransfererUniqueid"),
                                               message.get("TransfererCallerIDNum"))
@@ -826,7 +827,7 @@ def _on_attended_transfer(tracker: CallTracker, call: _Call, message: AmiMessage
     the transfer target. Any ``DestType``: the far end is followed through the bridges."""
     sides = [tracker._call_of(message.get(h)) for h in _UNIQUEID_HEADERS[3:8]]
     calls = list({id(c): c for c in sides if c is not None}.values())
-    inbound = next((c for c in calls if c.direction == "in"), None)
+    inbound = next((c for c in calls if c.direction == CallDirection.IN), None)
     if inbound is None:
         return
     for other in calls:
@@ -950,7 +951,7 @@ SUBSCRIBED_EVENTS = frozenset(_HANDLERS) | {
 def _answer(call: _Call, at: datetime | None, by: str | None) -> None:
     call.answered = True
     call.answered_at = call.answered_at or at
-    call.answered_by = call.dialed if call.direction == "out" else by
+    call.answered_by = call.dialed if call.direction == CallDirection.OUT else by
 
 
 def _apply_snapshot(tracker: CallTracker, call: _Call, group: Iterable[AmiMessage], at: datetime) -> None:
@@ -967,7 +968,7 @@ def _apply_snapshot(tracker: CallTracker, call: _Call, group: Iterable[AmiMessag
         if _is_origin(call, channel):
             if channel.get("Application") in ("Dial", "Queue"):
                 _start_dialing(call)
-            if state == "Up" and not call.answered and not call.dialing and call.direction == "in":
+            if state == "Up" and not call.answered and not call.dialing and call.direction == CallDirection.IN:
                 _answer(call, None, PBX)
         elif state == "Ringing":
             call.ringing_at = call.ringing_at or at
@@ -976,20 +977,20 @@ def _apply_snapshot(tracker: CallTracker, call: _Call, group: Iterable[AmiMessag
             call.notes.append("answered during the gap; answer time unknown")
 
 
-def _outcome(call: _Call, fax_numbers: set[str]) -> str | None:
+def _outcome(call: _Call, fax_numbers: set[str]) -> CallOutcome | None:
     if call.forced_unknown:
-        return "unknown"
+        return CallOutcome.UNKNOWN
     if call.answered:
         on_fax_line = call.answered_by == PBX and call.dialed in fax_numbers
-        return "fax" if call.fax_received or on_fax_line else "answered"
+        return CallOutcome.FAX if call.fax_received or on_fax_line else CallOutcome.ANSWERED
     if not call.complete:
         return None
     if call.busy_signal:
-        return "missed_busy"
+        return CallOutcome.MISSED_BUSY
     status = call.dial_status or call.queue_status or _worst(call.leg_statuses)
     if status is None:
-        return "missed_abandoned"  # hung up before the phones were dialed
-    return _DIAL_OUTCOMES.get(status, "failed")
+        return CallOutcome.MISSED_ABANDONED  # hung up before the phones were dialed
+    return _DIAL_OUTCOMES.get(status, CallOutcome.FAILED)
 
 
 def _number_or_none(raw: str | None) -> str | None:

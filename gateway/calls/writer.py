@@ -20,10 +20,11 @@ from typing import Any, Protocol
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gateway.calls.recorder import CallRecorder, GapLike
+from gateway.logcontext import log_context
 from gateway.calls.records import CallRecord
 from storage.db import Database
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.calls.writer")
 
 _RETRY_MIN_SECONDS = 0.5
 _RETRY_MAX_SECONDS = 30.0
@@ -82,6 +83,10 @@ class CallWriter:
             await self._write(work, args)
 
     async def _write(self, work: Callable[..., None], args: tuple[Any, ...]) -> None:
+        with log_context(linkedid=_linkedids(args)):
+            await self._write_unit(work, args)
+
+    async def _write_unit(self, work: Callable[..., None], args: tuple[Any, ...]) -> None:
         delay, failures = _RETRY_MIN_SECONDS, 0
         while True:
             try:
@@ -98,3 +103,9 @@ class CallWriter:
                 log.exception("writing call records failed (%d of %d tries)", failures, _GIVE_UP_AFTER)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_SECONDS)
+
+
+def _linkedids(args: tuple[Any, ...]) -> str | None:
+    """The calls a unit of records is about (a gap is about no call)."""
+    records = args[0] if args and isinstance(args[0], list) else []
+    return ",".join(r.linkedid for r in records if isinstance(r, CallRecord)) or None

@@ -33,7 +33,7 @@ from ocr.model import FaxFields, PageText, Reason, UrgencyDecision
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt, ReceiptPage
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.fax.filing")
 
 HeaderCallback = Callable[[UrgencyDecision, Any], None]
 """``(decision, page-1 text)``, as ``ocr.reader.FaxReader`` calls it."""

@@ -29,15 +29,8 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 
-FAX_TYPES = ("image/tiff", "application/pdf", "application/postscript", "image/png", "image/jpeg")
-_MAGIC = (
-    (b"II*\x00", "image/tiff"),
-    (b"MM\x00*", "image/tiff"),
-    (b"%PDF", "application/pdf"),
-    (b"%!PS", "application/postscript"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-)
+from ocr.formats import FAX_TYPES, sniff  # one vocabulary with the page loader
+
 _EXTENSIONS = {
     ".tif": "image/tiff", ".tiff": "image/tiff", ".pdf": "application/pdf",
     ".ps": "application/postscript", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -123,11 +116,6 @@ def _best(attachments: Sequence[Attachment]) -> Attachment | None:
                    key=lambda a: FAX_TYPES.index(a.content_type or ""))  # a logo PNG loses to the TIFF
     chosen = known or [a for a in attachments if a.claims_fax]
     return chosen[0] if chosen else None
-
-
-def sniff(data: bytes) -> str | None:
-    """The document type by its magic bytes (what the file is, whatever the mail says)."""
-    return next((kind for magic, kind in _MAGIC if data.startswith(magic)), None)
 
 
 def parse_mail(raw: bytes, *, arrived_at: datetime, zone: ZoneInfo) -> FaxMail:

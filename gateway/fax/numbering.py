@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from storage.db import Database
 from storage.faxes import Receipt
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.fax.numbering")
 
 ATTEMPTS = 20
 

@@ -24,7 +24,7 @@ from gateway.fax.smtp import FaxIntakeHandler, make_smtp
 from gateway.fax.spool import Arrival, Spool, accept
 from storage.db import Database
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.fax.service")
 
 ReaderFactory = Callable[[], Reader]
 

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.config import SmtpConfig
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.fax.smtp")
 
 ACCEPTED = "250 2.0.0 OK: fax mail queued for filing"
 OK = "250 2.1.0 OK"

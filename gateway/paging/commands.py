@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from gateway.cli import config_from_args
 from gateway.clock import SystemClock
 from gateway.errors import InputError
-from gateway.paging.calendar import Shift, check_calendar, shift_at
-from gateway.paging.roster import OnDuty, on_duty, parse_roster, store_roster
+from gateway.shifts.calendar import Shift, check_calendar, shift_at
+from gateway.shifts.roster import OnDuty, on_duty, parse_roster, store_roster
 from storage.db import open_database
 
 

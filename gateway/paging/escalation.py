@@ -36,19 +36,20 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from gateway.config import PagingConfig
+from storage.states import AttemptResult, EscalationState
 
 # ---------------------------------------------------------------------------- values
 
-ACTIVE = frozenset({"planned", "sent", "answered"})
+ACTIVE = frozenset({AttemptResult.PLANNED, AttemptResult.SENT, AttemptResult.ANSWERED})
 """Attempt results that mean the attempt is not over yet."""
 
 ORIGINATE_REASONS = {
-    0: "failed",  # no such number, congestion, and (on Asterisk 22) a busy callee
-    1: "failed",  # hung up before answer
-    3: "no_answer",  # rang until Timeout
-    4: "answered",
-    5: "busy",
-    8: "failed",  # congestion
+    0: AttemptResult.FAILED,  # no such number, congestion, and (on Asterisk 22) a busy callee
+    1: AttemptResult.FAILED,  # hung up before answer
+    3: AttemptResult.NO_ANSWER,  # rang until Timeout
+    4: AttemptResult.ANSWERED,
+    5: AttemptResult.BUSY,
+    8: AttemptResult.FAILED,  # congestion
 }
 
 
@@ -104,7 +105,7 @@ class Attempt:
     sent_at: datetime | None = None
     answered_at: datetime | None = None
     ended_at: datetime | None = None
-    result: str = "planned"
+    result: AttemptResult = AttemptResult.PLANNED
     """planned → sent → answered → acknowledged | not_acknowledged; or no_answer | busy | failed."""
     channel: str | None = None
     detail: str | None = None
@@ -124,8 +125,8 @@ class Escalation:
     chain: tuple[Person, ...]
     receipt_ids: tuple[int, ...]
     attempts: tuple[Attempt, ...] = ()
-    state: str = "open"
-    """open → acknowledged | exhausted | stopped."""
+    state: EscalationState = EscalationState.OPEN
+    """open → acknowledged | exhausted | stopped (人工停止)."""
     not_before: datetime | None = None
     """No call before this instant (the coalescing window of an earlier escalation)."""
     acknowledged_at: datetime | None = None
@@ -140,7 +141,7 @@ class Escalation:
 
     @property
     def is_open(self) -> bool:
-        return self.state == "open"
+        return self.state == EscalationState.OPEN
 
     def attempt(self, key: str) -> Attempt | None:
         return next((a for a in self.attempts if a.key == key), None)
@@ -253,14 +254,14 @@ class PlaceCall:
 class RecordAttemptResult:
     escalation_id: int
     key: str
-    result: str
+    result: AttemptResult
     at: datetime
 
 
 @dataclass(frozen=True)
 class CloseEscalation:
     escalation_id: int
-    state: str
+    state: EscalationState
     deadline_met: bool
     at: datetime
     acknowledged_by: str | None = None
@@ -300,7 +301,7 @@ def route_receipt(escalations: Sequence[Escalation], receipt_id: int, at: dateti
     if open_ones:
         latest = max(open_ones, key=lambda e: e.opened_at)
         return Route("join", join=latest.id, reason="joins the escalation in progress")
-    recent = [e for e in escalations if e.state == "acknowledged" and at < e.opened_at + rules.coalesce]
+    recent = [e for e in escalations if e.state == EscalationState.ACKNOWLEDGED and at < e.opened_at + rules.coalesce]
     if recent:
         window_end = max(e.opened_at for e in recent) + rules.coalesce
         return Route("open", not_before=window_end, reason="burst after an acknowledged page: wait for the window")
@@ -366,7 +367,7 @@ def _place_failed(escalation: Escalation, event: PlaceFailed) -> Step:
     receipts, so it is mailed once per set of receipts however often the placing fails.
     """
     attempt = escalation.attempt(event.key)
-    if attempt is None or attempt.result != "planned":
+    if attempt is None or attempt.result != AttemptResult.PLANNED:
         return escalation, []
     retried = dataclasses.replace(attempt, due_at=max(attempt.due_at, event.retry_at), detail=event.detail)
     escalation = _replace_attempt(escalation, retried)
@@ -419,34 +420,35 @@ def _join(escalation: Escalation, event: UrgentReceipt) -> Escalation:
     return dataclasses.replace(escalation, receipt_ids=escalation.receipt_ids + (event.receipt_id,))
 
 
-def _attempt_event(attempt: Attempt, event: Event) -> tuple[Attempt, str | None]:
+def _attempt_event(attempt: Attempt, event: Event) -> tuple[Attempt, AttemptResult | None]:
     """The attempt after ``event``, and its final result if the event ended it."""
     if isinstance(event, OriginateSent):
-        if attempt.result != "planned":  # the PBX's answer overtook our own bookkeeping
+        if attempt.result != AttemptResult.PLANNED:  # the PBX's answer overtook our own bookkeeping
             return dataclasses.replace(attempt, sent_at=attempt.sent_at or event.at), None
-        return dataclasses.replace(attempt, result="sent", sent_at=event.at), None
+        return dataclasses.replace(attempt, result=AttemptResult.SENT, sent_at=event.at), None
     if isinstance(event, OriginateResult):
         return _originate_result(attempt, event)
     if isinstance(event, DialEnded):
         if event.status in ("BUSY", "CONGESTION", "CHANUNAVAIL"):
-            result = "busy" if event.status == "BUSY" else "failed"
+            result = AttemptResult.BUSY if event.status == "BUSY" else AttemptResult.FAILED
             return _ended(attempt, result, event.at, f"DialEnd {event.status}"), result
         return attempt, None
-    if isinstance(event, CallEnded) and attempt.result == "answered":
-        return _ended(attempt, "not_acknowledged", event.at, "hung up without pressing 1"), "not_acknowledged"
+    if isinstance(event, CallEnded) and attempt.result == AttemptResult.ANSWERED:
+        result = AttemptResult.NOT_ACKNOWLEDGED
+        return _ended(attempt, result, event.at, "hung up without pressing 1"), result
     return attempt, None
 
 
-def _originate_result(attempt: Attempt, event: OriginateResult) -> tuple[Attempt, str | None]:
+def _originate_result(attempt: Attempt, event: OriginateResult) -> tuple[Attempt, AttemptResult | None]:
     channel = event.channel if event.channel and "@" not in event.channel else attempt.channel
     if event.reason == 4:
-        return dataclasses.replace(attempt, result="answered", answered_at=event.at, channel=channel), None
-    result = ORIGINATE_REASONS.get(event.reason, "failed") if event.reason is not None else "failed"
+        return dataclasses.replace(attempt, result=AttemptResult.ANSWERED, answered_at=event.at, channel=channel), None
+    result = ORIGINATE_REASONS.get(event.reason, AttemptResult.FAILED) if event.reason is not None else AttemptResult.FAILED
     detail = event.detail or (f"OriginateResponse Reason {event.reason}" if event.reason is not None else None)
     return _ended(dataclasses.replace(attempt, channel=channel), result, event.at, detail), result
 
 
-def _ended(attempt: Attempt, result: str, at: datetime, detail: str | None) -> Attempt:
+def _ended(attempt: Attempt, result: AttemptResult, at: datetime, detail: str | None) -> Attempt:
     return dataclasses.replace(attempt, result=result, ended_at=at, detail=detail or attempt.detail)
 
 
@@ -454,13 +456,13 @@ def _acknowledge(escalation: Escalation, event: Acknowledged, rules: Rules) -> S
     attempt = escalation.attempt(event.page_id)
     if attempt is None or event.digit != "1":
         return escalation, []
-    done = _ended(attempt, "acknowledged", event.at, "pressed 1")
+    done = _ended(attempt, AttemptResult.ACKNOWLEDGED, event.at, "pressed 1")
     if done.answered_at is None:
         done = dataclasses.replace(done, answered_at=event.at)
     met = event.at <= escalation.deadline_at
     closed = dataclasses.replace(
         _replace_attempt(escalation, done),
-        state="acknowledged",
+        state=EscalationState.ACKNOWLEDGED,
         acknowledged_at=event.at,
         acknowledged_by=attempt.person.name or attempt.person.role,
         acknowledged_number=event.number or attempt.person.number,
@@ -468,8 +470,8 @@ def _acknowledge(escalation: Escalation, event: Acknowledged, rules: Rules) -> S
         closed_at=event.at,
     )
     return closed, [
-        RecordAttemptResult(escalation.id, attempt.key, "acknowledged", event.at),
-        CloseEscalation(escalation.id, "acknowledged", met, event.at, closed.acknowledged_by),
+        RecordAttemptResult(escalation.id, attempt.key, AttemptResult.ACKNOWLEDGED, event.at),
+        CloseEscalation(escalation.id, EscalationState.ACKNOWLEDGED, met, event.at, closed.acknowledged_by),
     ]
 
 
@@ -484,7 +486,7 @@ def _advance(escalation: Escalation, now: datetime, rules: Rules) -> Step:
     if current is None:
         escalation, current, closing = _plan_next(escalation, now, rules)
         actions += closing
-    if current is not None and current.result == "planned" and current.due_at <= now:
+    if current is not None and current.result == AttemptResult.PLANNED and current.due_at <= now:
         current = dataclasses.replace(current, receipt_ids=escalation.receipt_ids)  # what this call announces
         escalation = _replace_attempt(escalation, current)
         actions.append(PlaceCall(escalation.id, current.key, current.person.number, current.person.role,
@@ -502,11 +504,11 @@ def _time_out(escalation: Escalation, now: datetime, rules: Rules) -> Step:
     return escalation, actions
 
 
-def _overdue(attempt: Attempt, now: datetime, rules: Rules) -> str | None:
-    if attempt.result == "sent" and attempt.sent_at and now >= attempt.sent_at + rules.ring_timeout + rules.result_margin:
-        return "no_answer"
-    if attempt.result == "answered" and attempt.answered_at and now >= attempt.answered_at + rules.max_call:
-        return "not_acknowledged"
+def _overdue(attempt: Attempt, now: datetime, rules: Rules) -> AttemptResult | None:
+    if attempt.result == AttemptResult.SENT and attempt.sent_at and now >= attempt.sent_at + rules.ring_timeout + rules.result_margin:
+        return AttemptResult.NO_ANSWER
+    if attempt.result == AttemptResult.ANSWERED and attempt.answered_at and now >= attempt.answered_at + rules.max_call:
+        return AttemptResult.NOT_ACKNOWLEDGED
     return None
 
 
@@ -514,8 +516,8 @@ def _plan_next(escalation: Escalation, now: datetime, rules: Rules) -> tuple[Esc
     position = _next_position(escalation, rules)
     if position is None:
         met = False
-        closed = dataclasses.replace(escalation, state="exhausted", deadline_met=met, closed_at=now)
-        return closed, None, [CloseEscalation(escalation.id, "exhausted", met, now)]
+        closed = dataclasses.replace(escalation, state=EscalationState.EXHAUSTED, deadline_met=met, closed_at=now)
+        return closed, None, [CloseEscalation(escalation.id, EscalationState.EXHAUSTED, met, now)]
     step, round_no, try_no = position
     attempt = Attempt(
         key=f"dutygw-page-{escalation.id}-{len(escalation.attempts) + 1}",
@@ -574,10 +576,10 @@ def next_wakeup(escalation: Escalation, rules: Rules) -> datetime | None:
         return None
     times = [escalation.deadline_at] if escalation.deadline_met is None else []
     for attempt in escalation.attempts:
-        if attempt.result == "planned":
+        if attempt.result == AttemptResult.PLANNED:
             times.append(attempt.due_at)
-        elif attempt.result == "sent" and attempt.sent_at:
+        elif attempt.result == AttemptResult.SENT and attempt.sent_at:
             times.append(attempt.sent_at + rules.ring_timeout + rules.result_margin)
-        elif attempt.result == "answered" and attempt.answered_at:
+        elif attempt.result == AttemptResult.ANSWERED and attempt.answered_at:
             times.append(attempt.answered_at + rules.max_call)
     return min(times) if times else None

@@ -17,20 +17,13 @@ from pathlib import PurePath
 from zoneinfo import ZoneInfo
 
 from gateway.clock import SHANGHAI
+from gateway.outbox import Attachment, MailNotice
 from gateway.paging import spoken
-from gateway.paging.calendar import Shift
-from gateway.paging.policy import is_classified
-from storage.faxes import Receipt
+from gateway.shifts.calendar import Shift
+from storage.faxes import Receipt, is_classified
 
 URGENT_NOTICE = "urgent_notice"
 NIGHT_DIGEST = "night_digest"
-
-
-@dataclass(frozen=True)
-class Attachment:
-    path: str
-    filename: str
-    content_type: str
 
 
 @dataclass(frozen=True)
@@ -49,18 +42,6 @@ class NoticeItem:
     doc_number: str | None = None
     pages: int | None = None
     original: Attachment | None = None
-
-
-@dataclass(frozen=True)
-class MailNotice:
-    """An e-mail ready to queue (``mailer.queue_mail`` makes it an ``OutboundMail`` row)."""
-
-    kind: str
-    subject: str
-    body: str
-    attachments: tuple[Attachment, ...]
-    receipt_ids: tuple[int, ...]
-    shift_key: str | None = None
 
 
 def notice_item(receipt: Receipt) -> NoticeItem:

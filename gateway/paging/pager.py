@@ -58,9 +58,10 @@ from gateway.ami.client import AmiNotSent
 from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
+from gateway.logcontext import log_context
 from gateway.paging import escalation as engine
 from gateway.paging.agi import FastAgiServer, LivePage, PageAck, page_text_variables
-from gateway.paging.calendar import Shift, shift_at
+from gateway.shifts.calendar import Shift, shift_at
 from gateway.paging.escalation import (
     Acknowledged,
     CallEnded,
@@ -77,15 +78,17 @@ from gateway.paging.escalation import (
     Tick,
     UrgentReceipt,
 )
-from gateway.paging.mailer import escalation_notice_key, queue_urgent_notice, queued_with_key, receipt_notice_key
+from gateway.outbox import queued_with_key
+from gateway.paging.outgoing import escalation_notice_key, queue_urgent_notice, receipt_notice_key
 from gateway.paging.notices import URGENT_NOTICE, spoken_page_text
 from gateway.paging.policy import ReceiptFacts, chain_as_json, decide, resolve_chain
-from gateway.paging.roster import on_duty
+from gateway.shifts.roster import on_duty
 from gateway.paging.speech import Speech
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation as EscalationRow
 from storage.paging import OutboundMail, PageAttempt, PagingRequest
+from storage.states import AttemptResult, EscalationState
 
 log = logging.getLogger("dutygw.paging")
 
@@ -299,7 +302,7 @@ class PagingService:
             except TimeoutError:
                 return None
         attempt = self._attempt(key)
-        if attempt is None or attempt.result not in ("sent", "answered"):
+        if attempt is None or attempt.result not in (AttemptResult.SENT, AttemptResult.ANSWERED):
             return None
         return LivePage(token, attempt.person.number, await self._answer_text(attempt))
 
@@ -363,6 +366,10 @@ class PagingService:
         await self._apply(escalation, *engine.handle(escalation, event, self.rules))  # type: ignore[arg-type]
 
     async def _apply(self, before: Escalation | None, after: Escalation, actions: Sequence[object]) -> None:
+        with log_context(escalation=after.id):
+            await self._apply_step(before, after, actions)
+
+    async def _apply_step(self, before: Escalation | None, after: Escalation, actions: Sequence[object]) -> None:
         """Commit the new state first, then act: a planned attempt (and its token) is on disk
         before it is dialled."""
         after = _with_tokens(after, actions)
@@ -401,10 +408,10 @@ class PagingService:
         self._unplaced.discard(attempt.key)
 
     async def _close(self, action: engine.CloseEscalation, escalation: Escalation) -> None:
-        if action.state == "acknowledged":
+        if action.state == EscalationState.ACKNOWLEDGED:
             log.info("escalation %d acknowledged by %s; deadline %s", action.escalation_id, action.acknowledged_by,
                      "met" if action.deadline_met else "MISSED")
-        elif action.state == "stopped":
+        elif action.state == EscalationState.STOPPED:
             log.warning("escalation %d stopped from the console by %s (%s); nobody else is called",
                         action.escalation_id, escalation.stopped_by, escalation.stop_reason)
             await self._hang_up(escalation)
@@ -462,6 +469,10 @@ class PagingService:
     # -- urgent receipts --------------------------------------------------------------------
 
     async def _receipt(self, receipt_id: int) -> None:
+        with log_context(receipt=receipt_id):
+            await self._receipt_in_context(receipt_id)
+
+    async def _receipt_in_context(self, receipt_id: int) -> None:
         notified, page = await self.db.run(self._receipt_work, receipt_id, self.clock.now(), frozenset(self._open))
         if notified and self.on_mail_queued is not None:
             self.on_mail_queued()
@@ -506,8 +517,9 @@ class PagingService:
         """A new escalation row (flushed in ``session``, committed with it) and its first step."""
         members = resolve_chain(self.config.paging, on_duty(session, shift.duty_date, shift.name),
                                 room_number=self.config.duty.room_phone.replace("-", ""))
-        row = EscalationRow(opened_at=now, deadline_at=now + self.rules.deadline, state="open", shift_key=shift.key,
-                            receipt_ids=list(receipt_ids), chain=chain_as_json(members), not_before=not_before)
+        row = EscalationRow(opened_at=now, deadline_at=now + self.rules.deadline, state=EscalationState.OPEN,
+                            shift_key=shift.key, receipt_ids=list(receipt_ids), chain=chain_as_json(members),
+                            not_before=not_before)
         session.add(row)
         session.flush()
         people = [Person(m.role, m.name, m.number) for m in members]
@@ -700,7 +712,7 @@ class PagingService:
 
 def _load_open(db: Database) -> list[Escalation]:
     with db.session() as session:
-        rows = session.scalars(select(EscalationRow).where(EscalationRow.state == "open")).all()
+        rows = session.scalars(select(EscalationRow).where(EscalationRow.state == EscalationState.OPEN)).all()
         return [escalation_value(row) for row in rows]
 
 

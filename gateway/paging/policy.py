@@ -2,32 +2,28 @@
 
 Pure: a decision is a function of the receipt's facts, the shift it arrived in and the
 paging configuration, and it carries its reasons (in Chinese: duty staff read them).
-Coalescing and "never page an acknowledged receipt" are the escalation engine's calls;
-``should_join`` and ``was_acknowledged`` give it the rule without the bookkeeping.
+Coalescing and "never page a receipt twice" are the escalation engine's calls
+(``gateway.paging.escalation.route_receipt``); "is it classified" is ``storage.faxes.is_classified``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
 
 from gateway.config import ChainStep, PagingConfig
-from gateway.paging.calendar import Shift
-from gateway.paging.roster import OnDuty
-from storage.faxes import Receipt
+from gateway.shifts.calendar import Shift
+from gateway.shifts.roster import OnDuty
+from storage.faxes import Receipt, is_classified
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.paging.policy")
 
 ROSTER = "roster"
 """``ChainStep.number`` that means: the leader on duty, from the roster."""
 ROOM = "room"
 """``ChainStep.number`` that means: the duty room's own extension."""
-
-UNCLASSIFIED = frozenset({"", "非密", "公开", "无"})
-
 
 @dataclass(frozen=True)
 class ReceiptFacts:
@@ -72,11 +68,6 @@ class ChainMember:
     number: str
 
 
-def is_classified(classification: str | None) -> bool:
-    """Any mark but an explicit "not secret" counts: when in doubt, redact."""
-    return classification is not None and classification.strip() not in UNCLASSIFIED
-
-
 def decide(receipt: ReceiptFacts, shift: Shift, paging: PagingConfig) -> Decision:
     """Page, mail now, or put in the digest, with the reasons why."""
     reasons = list(_why_urgent(receipt))
@@ -110,41 +101,6 @@ def resolve_chain(
         else:
             members.append(member)
     return members
-
-
-def chain_gaps(paging: PagingConfig, on_duty: OnDuty | None, *, room_number: str = "") -> list[str]:
-    """Why steps of the chain cannot be called, for the escalation record and the report."""
-    gaps = []
-    for index, step in enumerate(paging.chain):
-        _, gap = _resolve_step(index, step, on_duty, room_number)
-        if gap:
-            gaps.append(f"{step.role}：{gap}")
-    return gaps
-
-
-class OpenEscalation(Protocol):
-    state: str
-    opened_at: datetime
-    receipt_ids: list[Any]
-
-
-def should_join(escalation: OpenEscalation | None, receipt: ReceiptFacts, now: datetime,
-                paging: PagingConfig) -> bool:
-    """Whether an urgent receipt rides on a page already under way rather than opening another.
-
-    Faxes close together (within ``coalesce_seconds`` of the page opening) make one page
-    that announces how many; an escalation already answered or given up takes no more.
-    """
-    if escalation is None or escalation.state != "open":
-        return False
-    if receipt.receipt_id in (escalation.receipt_ids or []):
-        return True
-    return now - escalation.opened_at <= timedelta(seconds=paging.coalesce_seconds)
-
-
-def was_acknowledged(receipt_id: int, escalations: Iterable[OpenEscalation]) -> bool:
-    """An acknowledged receipt is never paged again (after a restart or a re-read of the fax)."""
-    return any(e.state == "acknowledged" and receipt_id in (e.receipt_ids or []) for e in escalations)
 
 
 def chain_as_json(members: Sequence[ChainMember]) -> list[dict[str, str]]:

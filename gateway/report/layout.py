@@ -13,7 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from gateway.calls.parties import handled_text, leader_roles
-from gateway.paging.policy import is_classified
+from storage.faxes import is_classified
 from gateway.report.figures import (
     MISSED_KINDS,
     CallRow,

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from gateway.paging.mailer import envelope, queue_mail
-from gateway.paging.notices import Attachment, MailNotice
+from gateway.outbox import Attachment, MailNotice, envelope, queue_mail
 from gateway.report.make import CALLS_XLSX, CHARTS, MAIL_HTML, REPORT_HTML, REPORT_PDF, ReportFiles
 from storage.paging import OutboundMail
 

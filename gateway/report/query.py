@@ -14,8 +14,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from gateway.config import Config
-from gateway.paging.calendar import Shift, shift_by_key
-from gateway.paging.roster import on_duty
+from gateway.shifts.calendar import Shift, shift_by_key
+from gateway.shifts.roster import on_duty
 from gateway.report.figures import (
     AttemptRow,
     CallRow,

@@ -18,10 +18,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import GatewayError
-from gateway.paging.calendar import Shift, shifts_between
+from gateway.shifts.calendar import Shift, shifts_between
 from storage.db import Database
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.report.scheduler")
 
 CHECK_INTERVAL_SECONDS = 60.0
 

@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.config import Config
 from gateway.errors import InputError
-from gateway.paging.mailer import queue_mail
-from gateway.paging.notices import Attachment, MailNotice
+from gateway.outbox import Attachment, MailNotice, queue_mail
 from gateway.report import pdf
 from gateway.report.charts import ANSWERED_COLOUR, LATE_COLOUR, MISSED_COLOUR, chart_font
 from gateway.report.layout import Document, Section, Table

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.errors import InputError
-from gateway.textfiles import decode_spreadsheet_text
+from gateway.textfiles import decode_spreadsheet_text, header_columns
 from storage.spotcheck import SpotUnit
 
 COLUMNS = {
@@ -101,16 +101,8 @@ def normalise_number(text: str) -> str:
 
 
 def _columns(header: Sequence[str], source: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for index, heading in enumerate(header):
-        key = next((k for k, names in COLUMNS.items() if heading.strip().lower() in names), None)
-        if key is not None:
-            found.setdefault(key, index)
-    missing = [k for k in REQUIRED if k not in found]
-    if missing:
-        raise InputError(f"{source}, line 1: missing column(s) {', '.join(missing)}",
-                         remedy="the header needs 单位名称,值班电话 (or name,number), optionally 分组,联系人")
-    return found
+    return header_columns(header, COLUMNS, REQUIRED, source,
+                          remedy="the header needs 单位名称,值班电话 (or name,number), optionally 分组,联系人")
 
 
 def _unit(cells: Sequence[str], columns: dict[str, int], line_no: int) -> tuple[Unit | None, str | None]:

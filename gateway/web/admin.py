@@ -13,9 +13,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.calls.phonebook import import_phonebook
-from gateway.config import CalendarConfig
+from gateway.shifts.config import CalendarConfig
 from gateway.errors import InputError
-from gateway.paging.roster import parse_roster, store_roster
+from gateway.shifts.roster import parse_roster, store_roster
 from gateway.web.accounts import Account, add_user
 from gateway.web.app import Console, page, uploaded
 from storage import queries

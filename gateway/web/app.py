@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.ami.message import AmiMessage
@@ -248,19 +246,8 @@ class Guard:
         return any(address in network for network in self.networks)
 
 
-def build_app(console: Console) -> Starlette:
-    from gateway.web import admin, board, calls, faxes, handover, paging, reports, spotcheck
-
-    routes: list[Any] = [*auth_routes(console), event_route(console)]
-    for module in (board, calls, faxes, paging, handover, spotcheck, reports, admin):
-        routes += module.routes(console)
-    routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
-    app = Starlette(routes=routes)
-    return Guard(app, console.config.web.allowed_networks)  # type: ignore[return-value]
-
-
 def shift_window(console: Console, instant: datetime) -> Any:
-    from gateway.paging.calendar import shift_at
+    from gateway.shifts.calendar import shift_at
 
     return shift_at(instant, console.config.calendar, console.config.zone)
 

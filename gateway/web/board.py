@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.paging.calendar import Shift, shift_at
-from gateway.paging.roster import OnDuty, on_duty
+from gateway.shifts.calendar import Shift, shift_at
+from gateway.shifts.roster import OnDuty, on_duty
 from gateway.web.accounts import Account
 from gateway.web.app import Console, page
 from storage import queries

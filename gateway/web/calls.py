@@ -15,7 +15,7 @@ from starlette.routing import Route
 from gateway.ami.client import AmiError
 from gateway.calls.phonebook import lookup
 from gateway.errors import GatewayError
-from gateway.paging.calendar import shift_by_key
+from gateway.shifts.calendar import shift_by_key
 from gateway.web.accounts import Account
 from gateway.web.app import Console, address_of, page
 from storage import queries

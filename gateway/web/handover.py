@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.paging.calendar import shift_at, shift_by_key
+from gateway.shifts.calendar import shift_at, shift_by_key
 from gateway.web.accounts import Account
 from gateway.web.app import Console, address_of, page
 from storage import handover

@@ -18,7 +18,8 @@ import uvicorn
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
 from gateway.errors import GatewayError
-from gateway.web.app import AmiSender, Console, build_app
+from gateway.web.app import AmiSender, Console
+from gateway.web.site import build_app
 from storage.db import Database, open_database
 
 log = logging.getLogger("dutygw.web")

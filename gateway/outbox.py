@@ -1,7 +1,9 @@
-"""Outbound mail: notices are queued as ``OutboundMail`` rows, then sent through the relay.
+"""The outbox: every outbound mail is queued as an ``OutboundMail`` row, then sent through the relay.
 
-``queue_urgent_notice`` and ``queue_due_digests`` turn receipts into queued notices;
-``MailService`` queues the digests of shifts that have ended and sends what is due.
+``queue_mail`` queues a ``MailNotice`` (paging's notices and digests, reports, 情况通报);
+``MailService`` runs the queuers it is given (paging's night digests), then sends what is due.
+It knows no kind of mail: the daemon passes in the queuers and the message builders of the
+kinds that need a richer form (``report``), so nothing here imports the modules that use it.
 
 The row is written first, so a notice survives a restart or a relay that is down; a
 failed send stays ``pending`` with ``tries`` and ``last_error`` updated and is tried
@@ -19,6 +21,7 @@ import logging
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -29,30 +32,32 @@ from sqlalchemy.orm import Session
 
 from gateway.clock import Clock
 from gateway.config import Config, MailConfig
-from gateway.paging.calendar import Shift, shifts_between
-from gateway.paging.notices import NIGHT_DIGEST, MailNotice, night_digest_mail, urgent_notice_mail
-from gateway.paging.policy import ReceiptFacts, decide
 from storage.db import Database
-from storage.faxes import Receipt
 from storage.paging import OutboundMail
+from storage.states import MailState
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.outbox")
 
 SEND_TIMEOUT_SECONDS = 60.0
-DIGEST_LOOKBACK = timedelta(days=1)
-"""How far back a (re)started gateway looks for shifts whose digest was not queued yet."""
-DIGEST_GRACE = timedelta(minutes=15)
-"""How long a digest waits for faxes of its shift still being read."""
 
 
-def receipt_notice_key(receipt_id: int) -> str:
-    """The one immediate notice of a receipt (day shift, or paging switched off)."""
-    return f"receipt:{receipt_id}"
+@dataclass(frozen=True)
+class Attachment:
+    path: str
+    filename: str
+    content_type: str
 
 
-def escalation_notice_key(escalation_id: int, receipt_ids: Sequence[int]) -> str:
-    """The secretariat's notice for an escalation nobody could be reached for, per set of receipts."""
-    return f"escalation:{escalation_id}:" + ",".join(str(r) for r in sorted(set(receipt_ids)))
+@dataclass(frozen=True)
+class MailNotice:
+    """An e-mail ready to queue (``queue_mail`` makes it an ``OutboundMail`` row)."""
+
+    kind: str
+    subject: str
+    body: str
+    attachments: tuple[Attachment, ...]
+    receipt_ids: tuple[int, ...]
+    shift_key: str | None = None
 
 
 def queued_with_key(session: Session, key: str) -> OutboundMail | None:
@@ -73,62 +78,13 @@ def queue_mail(session: Session, notice: MailNotice, recipients: Sequence[str], 
         subject=notice.subject, body=notice.body, receipt_ids=list(notice.receipt_ids),
         attachments=[{"path": a.path, "filename": a.filename, "content_type": a.content_type}
                      for a in notice.attachments],
-        shift_key=notice.shift_key, state="pending", tries=0,
+        shift_key=notice.shift_key, state=MailState.PENDING, tries=0,
     )
     if not row.recipients:
-        row.state, row.last_error = "failed", "no recipients: set [mail] secretariat"
+        row.state, row.last_error = MailState.FAILED, "no recipients: set [mail] secretariat"
         log.error("mail %r not sent: no recipients configured ([mail] secretariat)", notice.subject)
     session.add(row)
     return row
-
-
-def queue_urgent_notice(session: Session, receipts: Sequence[Receipt], config: Config, now: datetime,
-                        shift_key: str | None = None, key: str | None = None) -> OutboundMail:
-    """The immediate mail to the secretariat for urgent faxes (day shift, paging off, or nobody
-    reachable); ``key`` defaults to the receipt's own when there is one receipt."""
-    if key is None and len(receipts) == 1:
-        key = receipt_notice_key(receipts[0].id)
-    notice = urgent_notice_mail(receipts, room_name=config.duty.room_name, room_phone=config.duty.room_phone,
-                                tz=config.zone, shift_key=shift_key)
-    return queue_mail(session, notice, config.mail.secretariat, now, key=key)
-
-
-def queue_due_digests(session: Session, config: Config, now: datetime,
-                      lookback: timedelta = DIGEST_LOOKBACK) -> list[OutboundMail]:
-    """Queue the digest of every off-hours shift that has ended and has ordinary faxes.
-
-    The digest's receipts are found again by ``decide`` (pure, so the same answer as when
-    each fax arrived); a shift gets one digest, whatever the outcome of sending it.
-    """
-    queued = []
-    for shift in shifts_between(now - lookback, now, config.calendar, config.zone):
-        if not shift.off_hours or shift.end > now or _digest_exists(session, shift.key):
-            continue
-        receipts = _shift_receipts(session, shift)
-        if not digest_ready(shift, now, [r.status for r in receipts]):
-            continue
-        listed = [r for r in receipts if decide(ReceiptFacts.of(r), shift, config.paging).digest]
-        if listed:
-            notice = night_digest_mail(listed, shift, room_name=config.duty.room_name,
-                                       room_phone=config.duty.room_phone, tz=config.zone)
-            queued.append(queue_mail(session, notice, config.mail.secretariat, now))
-    return queued
-
-
-def digest_ready(shift: Shift, now: datetime, statuses: Sequence[str]) -> bool:
-    """A fax that came at 07:59 is still being read at 08:00: wait for it, but not for ever."""
-    still_reading = any(status == "reading" for status in statuses)
-    return now >= shift.end and (not still_reading or now >= shift.end + DIGEST_GRACE)
-
-
-def _digest_exists(session: Session, shift_key: str) -> bool:
-    query = select(OutboundMail.id).where(OutboundMail.kind == NIGHT_DIGEST, OutboundMail.shift_key == shift_key)
-    return session.scalar(query.limit(1)) is not None
-
-
-def _shift_receipts(session: Session, shift: Shift) -> list[Receipt]:
-    query = select(Receipt).where(Receipt.received_at >= shift.start, Receipt.received_at < shift.end)
-    return list(session.scalars(query.order_by(Receipt.received_at, Receipt.id)))
 
 
 def envelope(row: OutboundMail, sender: str) -> EmailMessage:
@@ -161,6 +117,9 @@ def build_message(row: OutboundMail, sender: str) -> EmailMessage:
 
 
 MessageBuilder = Callable[[OutboundMail, str], EmailMessage]
+"""Builds the MIME message of a queued row of one kind, given the sender address."""
+Queuer = Callable[[Session, datetime], Sequence[OutboundMail]]
+"""Queues what has become due (in the given session) at the start of each pass."""
 
 
 def secure_session(smtp: smtplib.SMTP, config: MailConfig) -> None:
@@ -194,7 +153,7 @@ class Mailer:
 
     def _due_ids(self, now: datetime) -> list[int]:
         with self._db.session() as s:
-            query = select(OutboundMail.id).where(OutboundMail.state == "pending", OutboundMail.due_at <= now)
+            query = select(OutboundMail.id).where(OutboundMail.state == MailState.PENDING, OutboundMail.due_at <= now)
             return list(s.scalars(query.order_by(OutboundMail.due_at, OutboundMail.id)))
 
     async def _send_one(self, row_id: int) -> int:
@@ -226,7 +185,7 @@ class Mailer:
             row = s.get_one(OutboundMail, row_id)
             row.tries += 1
             if error is None:
-                row.state, row.sent_at, row.last_error = "sent", now, None
+                row.state, row.sent_at, row.last_error = MailState.SENT, now, None
                 log.info("mail %d (%s) sent to %s", row.id, row.kind, ", ".join(row.recipients))
                 return
             row.last_error = error
@@ -238,12 +197,11 @@ class Mailer:
 class MailService:
     """The daemon's mail loop: a pass every ``interval_seconds``, or at once when ``wake``-d."""
 
-    def __init__(self, config: Config, db: Database, clock: Clock, interval_seconds: float = 30.0) -> None:
-        from gateway.report.mail import KIND as REPORT_KIND
-        from gateway.report.mail import report_message
-
-        self.mailer = Mailer(db, config.mail, clock, {REPORT_KIND: report_message})
+    def __init__(self, config: Config, db: Database, clock: Clock, interval_seconds: float = 30.0, *,
+                 builders: Mapping[str, MessageBuilder] | None = None, queuers: Sequence[Queuer] = ()) -> None:
+        self.mailer = Mailer(db, config.mail, clock, builders)
         self._config, self._db, self._clock = config, db, clock
+        self._queuers = tuple(queuers)
         self._interval = interval_seconds
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -265,15 +223,15 @@ class MailService:
             await self._task
             self._task = None
 
-    def _queue_digests(self, now: datetime) -> None:
+    def _queue_due(self, now: datetime) -> None:
         with self._db.session() as s:
-            for row in queue_due_digests(s, self._config, now):
-                log.info("digest of shift %s queued (%d faxes)", row.shift_key, len(row.receipt_ids))
+            for queuer in self._queuers:
+                queuer(s, now)
 
     async def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                await self._db.run(self._queue_digests, self._clock.now())
+                await self._db.run(self._queue_due, self._clock.now())
                 await self.mailer.send_due()
             except Exception:  # a database hiccup must not end the loop; the rows stay queued
                 log.exception("mail pass failed; trying again in %.0f s", self._interval)

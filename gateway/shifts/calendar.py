@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from gateway.config import CalendarConfig, ShiftConfig
+from gateway.shifts.config import CalendarConfig, ShiftConfig
 from gateway.errors import ConfigError, InputError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.shifts.calendar")
 
 HOLIDAY_NAMES = {
     "New Year's Day": "元旦",

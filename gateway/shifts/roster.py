@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.calls.numbers import dialable as normalise_number  # one normaliser for every number
-from gateway.config import CalendarConfig
+from gateway.shifts.config import CalendarConfig
 from gateway.errors import InputError
-from gateway.textfiles import decode_spreadsheet_text
+from gateway.textfiles import decode_spreadsheet_text, header_columns
 from storage.roster import RosterEntry
 
 COLUMNS = {
@@ -92,18 +92,8 @@ def on_duty(session: Session, duty_date: date, shift: str) -> OnDuty | None:
 
 
 def _columns(header: Sequence[str], source: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for index, heading in enumerate(header):
-        key = next((k for k, names in COLUMNS.items() if heading.strip().lower() in names), None)
-        if key is not None:
-            found.setdefault(key, index)
-    missing = [k for k in REQUIRED if k not in found]
-    if missing:
-        raise InputError(
-            f"{source}, line 1: missing column(s) {', '.join(missing)}",
-            remedy="the header needs date,shift,leader (or 日期,班次,带班领导), optionally leader_phone,officers",
-        )
-    return found
+    return header_columns(header, COLUMNS, REQUIRED, source, remedy=(
+        "the header needs date,shift,leader (or 日期,班次,带班领导), optionally leader_phone,officers"))
 
 
 def _shift_names(calendar: CalendarConfig) -> dict[str, str]:

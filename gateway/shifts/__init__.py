@@ -1,0 +1,1 @@
+"""Shifts: the duty calendar (which shift is on when) and the roster (who is on duty in it)."""

@@ -1,0 +1,101 @@
+"""States are StrEnums: the model refuses a value that is not one, and so does the database
+(the CHECK constraints of migration 0007); the stored strings are the ones stored before."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from gateway.clock import UTC
+from storage.calls import Call
+from storage.db import Database, alembic_config
+from storage.paging import Escalation, OutboundMail, PageAttempt
+from storage.states import AttemptResult, CallDirection, CallOutcome, EscalationState, MailState
+
+NOW = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+BAD_ROWS = {
+    "calls direction": "INSERT INTO calls (linkedid, direction, caller, caller_withheld, complete, time_source) "
+                       "VALUES ('x.1', 'inn', '8001', false, false, 'pbx')",
+    "calls outcome": "INSERT INTO calls (linkedid, direction, caller, caller_withheld, complete, time_source, "
+                     "outcome) VALUES ('x.2', 'in', '8001', false, false, 'pbx', 'anwsered')",
+    "escalations state": "INSERT INTO escalations (opened_at, deadline_at, state, receipt_ids, chain) "
+                         "VALUES (:now, :now, 'opened', '[]', '[]')",
+    "outbound_mail state": "INSERT INTO outbound_mail (kind, created_at, due_at, recipients, subject, body, "
+                           "attachments, receipt_ids, state, tries) "
+                           "VALUES ('report', :now, :now, '[]', 's', 'b', '[]', '[]', 'queued', 0)",
+}
+
+
+def test_rows_keep_the_same_strings_and_read_back_as_members(any_database: Database) -> None:
+    with any_database.session() as s:
+        s.add(Call(linkedid="1700000000.1", direction=CallDirection.IN, caller="02788880000",
+                   outcome=CallOutcome.MISSED_BUSY, complete=True, time_source="pbx"))
+        s.add(OutboundMail(kind="report", created_at=NOW, due_at=NOW, subject="s", body="b", state="pending"))
+    with any_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT direction, outcome FROM calls")).one() == ("in", "missed_busy")
+        assert connection.execute(text("SELECT state FROM outbound_mail")).scalar() == "pending"
+    with any_database.session() as s:
+        call = s.scalars(select(Call)).one()
+        assert call.outcome is CallOutcome.MISSED_BUSY and call.direction is CallDirection.IN
+        assert s.scalars(select(OutboundMail.state)).one() is MailState.PENDING
+        assert s.scalar(select(Call.id).where(Call.outcome == "missed_busy")) == call.id  # plain strings still query
+
+
+def test_the_model_refuses_a_misspelt_state(database: Database) -> None:
+    with pytest.raises(StatementError, match="'opened' is not a valid EscalationState"):
+        with database.session() as s:
+            s.add(Escalation(opened_at=NOW, deadline_at=NOW, state="opened"))
+    with database.session() as s:
+        assert s.scalars(select(Escalation)).all() == []  # nothing half-written
+
+
+@pytest.mark.parametrize("what", sorted(BAD_ROWS))
+def test_the_database_refuses_a_value_that_is_no_state(any_database: Database, what: str) -> None:
+    with pytest.raises(IntegrityError, match=f"ck_{what.replace(' ', '_')}"):
+        with any_database.engine.begin() as connection:
+            connection.execute(text(BAD_ROWS[what]), {"now": NOW.replace(tzinfo=None)})
+
+
+def test_the_attempt_result_is_checked_too(any_database: Database) -> None:
+    with any_database.session() as s:
+        row = Escalation(opened_at=NOW, deadline_at=NOW, state=EscalationState.OPEN)
+        s.add(row)
+        s.flush()
+        s.add(PageAttempt(escalation_id=row.id, step=0, try_no=1, role="带班领导", name="", number="8001",
+                          action_id="a-1", planned_at=NOW, result=AttemptResult.PLANNED))
+    with pytest.raises(IntegrityError, match="ck_page_attempts_result"):
+        with any_database.engine.begin() as connection:
+            connection.execute(text("UPDATE page_attempts SET result = 'rang'"))
+
+
+def test_migration_0007_goes_down_and_up_again(database: Database) -> None:
+    with database.engine.begin() as connection:
+        config = alembic_config(database.url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+        connection.execute(text("INSERT INTO outbound_mail (kind, created_at, due_at, recipients, subject, body, "
+                                "attachments, receipt_ids, state, tries) VALUES "
+                                "('report', '2026-11-21', '2026-11-21', '[]', 's', 'b', '[]', '[]', 'sent', 0)"))
+        command.upgrade(config, "head")
+        assert connection.execute(text("SELECT state FROM outbound_mail")).scalar() == "sent"
+
+
+def test_migration_0007_checks_exactly_the_enums_values() -> None:
+    """The migration lists the values as they stood (it must not import them); they agree today."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "storage/migrations/versions/0007_state_checks.py"
+    spec = importlib.util.spec_from_file_location("state_checks", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    enums = {("calls", "direction"): CallDirection, ("calls", "outcome"): CallOutcome,
+             ("escalations", "state"): EscalationState, ("page_attempts", "result"): AttemptResult,
+             ("outbound_mail", "state"): MailState}
+    listed = {(table, column): values for table, columns in migration.CHECKS.items() for column, values in columns.items()}
+    assert listed == {key: tuple(enum) for key, enum in enums.items()}
