@@ -35,13 +35,16 @@ DOC_NUMBER = re.compile(
 DATE = re.compile(r"((?:19|20)\d{2})年(\d{1,2})月(\d{1,2})(?:[日曰口]|月$)")
 _UNIT_SUFFIX = re.compile(
     r"(办公室|办事处|人民政府|政府|局|委员会|指挥部|中心|室|处|厅|委|院|所|队|站|部|会|公司|街道|镇|乡)$")
-_TITLE_END = re.compile(r"(通知|通报|报告|请示|批复|意见|决定|函|纪要|方案|办法|公告|通告|命令)$")
+_TITLE_END = re.compile(r"(通知|通报|报告|续报|请示|批复|意见|决定|函|纪要|方案|办法|公告|通告|命令)"
+                        r"(\(第.{1,3}[报期]\)?)?$")
+"""The last row of a title ends in its document type (perhaps "（第2报）" after a 续报)."""
 _ISSUE_NO = re.compile(r"^第.{1,5}期$")
 _SECTION = re.compile(r"^[一二三四五六七八九十]+、")
 _KINDS = (
     ("telegram", ("明传电报", "明电编号", "发电单位")),
     ("cover", ("传真封面", "发件单位", "收件单位", "传真件")),
-    ("report_form", ("报告单", "记录单", "报告单位", "事件名称", "事发地点")),
+    ("report_form", ("报告单", "记录单", "报告单位", "事件名称", "事发地点", "电话记录", "来电单位",
+                     "来电内容", "来电记录")),
     ("report", ("情况报告", "值班信息", "快报", "报告人:")),
 )
 TITLE_MAX_ROWS = 3
@@ -127,18 +130,37 @@ def _sender_units(cover: Layout) -> Iterator[_Found]:
     """A cover's sending unit: the 发件单位 field, and the name printed above the title."""
     found = _label_row(cover, "发件单位")
     if found:
-        yield _Found(found[0], _reason("issuer", found[0], found[1], "form field 发件单位"))
+        yield _Found(found[0], _reason("issuer", found[0], found[1], "表格栏目发件单位"))
     if cover.rows and _unit_of(cover.rows[0]):
         top = cover.rows[0]
-        yield _Found(top.flat, _reason("issuer", top.flat, top, "name above the cover title"))
+        yield _Found(top.flat, _reason("issuer", top.flat, top, "封面标题上方的单位名"))
+
+
+FORM_ISSUER_LABELS = ("报告单位", "来电单位")
+"""Who a form comes from: the reporting unit, or on a phone record (电话记录) the calling unit
+(not the duty room whose form it is, printed under the heading)."""
+FORM_TITLE_LABELS = ("事件名称", "来电事由", "事由", "主要事项", "内容摘要")
+"""What a form is about: the event, or a phone record's matter (not the form's heading)."""
+FORM_SENDER_LABELS = ("报告人", "来电人")
 
 
 def _report_form(page: Layout, rules: UrgencyConfig) -> FaxFields:
     decision = decide(page, rules)
-    return FaxFields(issuer=_label(page, "报告单位"), title=_label(page, "事件名称"),
-                     sender=_label(page, "报告人"), urgency=formal_level(decision.level, rules),
+    issuer = _first_label(page, FORM_ISSUER_LABELS)
+    return FaxFields(issuer=issuer.value, title=_first_label(page, FORM_TITLE_LABELS).value,
+                     sender=_first_label(page, FORM_SENDER_LABELS).value,
+                     urgency=formal_level(decision.level, rules),
                      classification=decision.classification, kind="report_form",
-                     reasons=decision.reasons)
+                     reasons=tuple(r for r in (issuer.reason,) if r) + decision.reasons)
+
+
+def _first_label(page: Layout, labels: Sequence[str]) -> _Found:
+    """The value of the first of ``labels`` the form has, with how it was found."""
+    for label in labels:
+        found = _label_row(page, label)
+        if found:
+            return _Found(found[0], _reason("issuer", found[0], found[1], f"表格栏目{label}"))
+    return _Found(None)
 
 
 def formal_level(level: str | None, rules: UrgencyConfig) -> str | None:
@@ -275,23 +297,23 @@ def _issuer_candidates(first: Layout, layouts: Sequence[Layout],
         flat = row.flat
         for suffix in ("明传电报", "文件"):
             if flat.endswith(suffix) and len(flat) > len(suffix) + 1:
-                yield _Found(flat[: -len(suffix)], _reason("issuer", flat, row, "header"))
+                yield _Found(flat[: -len(suffix)], _reason("issuer", flat, row, "发文机关标志"))
     for label in ("发电单位", "发件单位", "报告单位"):
         found = _label_row(first, label)
         if found:
-            yield _Found(found[0], _reason("issuer", found[0], found[1], f"form field {label}"))
+            yield _Found(found[0], _reason("issuer", found[0], found[1], f"表格栏目{label}"))
     for row in first.rows[:title_start]:
         unit = _unit_of(row)
         if unit:
-            yield _Found(unit, _reason("issuer", unit, row, "letterhead"))
+            yield _Found(unit, _reason("issuer", unit, row, "信头"))
     signature = _signature(layouts)
     if signature:
         name = (_repaired_place(signature.flat, layouts)
                 if signature.confidence < SEAL_CONFIDENCE or _short_place(signature.flat)
                 else signature.flat)
         yield _Found(name, _reason("issuer", signature.flat, signature,
-                                   "signature" if name == signature.flat else
-                                   f"signature (place name as written in the text: {name})"))
+                                   "署名" if name == signature.flat else
+                                   f"署名（地名按正文写法：{name}）"))
 
 
 def _vote(candidates: Sequence[_Found], text: str = "") -> _Found:
@@ -379,7 +401,7 @@ def _positions(text: str, word: str) -> Iterator[int]:
 
 
 def _reason(rule: str, word: str, row: Row, what: str) -> Reason:
-    return Reason(rule, word, f"{what}, row {row.index + 1}", row.confidence)
+    return Reason(rule, word, f"{what}，第{row.index + 1}行", row.confidence)
 
 
 def _doc_numbers(rows: Sequence[Row]) -> list[_Found]:
@@ -387,7 +409,7 @@ def _doc_numbers(rows: Sequence[Row]) -> list[_Found]:
     for row in rows:
         value = parse_doc_number(label_values(row).get("明电编号") or row.flat)
         if value:
-            found.append(_Found(value, _reason("doc_number", row.text, row, "text")))
+            found.append(_Found(value, _reason("doc_number", row.text, row, "文号")))
     unique: dict[str | None, _Found] = {}
     for item in found:
         unique.setdefault(item.value, item)
@@ -402,7 +424,7 @@ def _year_checked(number: _Found, year: str | None) -> _Found:
         return number
     value = (number.value or "").replace(match.group(), f"〔{year}〕")
     return _Found(value, Reason("doc_year_from_dates", value,
-                                f"文号 read {match.group(1)}, the document's dates say {year}"))
+                                f"文号年份识别为{match.group(1)}，文中日期均为{year}年"))
 
 
 def _one_digit_off(read: str, year: str | None) -> bool:

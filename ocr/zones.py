@@ -18,6 +18,9 @@ from ocr.model import Box, OcrLine, PageText
 
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+CENTRED_GAP = 0.04
+"""A centred row leaves at least this much of the column free on *both* sides (a title's
+lines are at most 140 of the 156 mm; a text line ends within a character of the edge)."""
 _TTI_TOP = 0.05
 """The sending station's header line is printed in the top 5 % of the page."""
 
@@ -119,11 +122,14 @@ class Layout:
         return lefts[len(lefts) // 10], rights[-1 - len(rights) // 10]
 
     def is_centered(self, row: Row) -> bool:
-        """Centred rows are headers and titles; body text starts at the left edge."""
+        """Centred rows are headers and titles; body text starts at the left edge. The first
+        line of an indented paragraph has a gap on the left (two characters) and almost none
+        on the right: not centred, so a title does not run on into the text."""
         left, right = self.column()
         width = max(right - left, 1)
         gap_left, gap_right = row.box[0] - left, right - row.box[2]
-        return gap_left > 0.04 * width and abs(gap_left - gap_right) < 0.08 * width
+        return (gap_left > 0.04 * width and gap_right > CENTRED_GAP * width
+                and abs(gap_left - gap_right) < 0.08 * width)
 
 
 def layout(page: PageText) -> Layout:
@@ -144,16 +150,26 @@ LABELS = (
     "事件名称", "事发时间", "事发地点",
     "伤亡情况", "基本情况", "处置情况", "紧急程度",
 )
-"""Printed labels of the ruled forms (telegram, cover sheet, report form)."""
+"""Printed labels of the ruled forms (telegram, cover sheet, report form). A row whose first
+label lost a character to OCR is still read as a form row (see ``_clipped_label``)."""
+MORE_LABELS = (
+    "来电单位", "来电时间", "来电人", "来电号码", "来电电话", "接听人", "接电人", "记录人",
+    "记录时间", "来电事由", "事由", "主要事项", "来电内容", "内容摘要", "领导批示", "处理意见",
+    "办理情况", "缓急程度", "缓急", "急缓",
+)
+"""Labels of phone-record forms (电话记录) and of cover sheets' 缓急 rows. They are matched
+only whole: a clipped one ("由", "人") would make running text that wraps at such a
+character look like a form row."""
 
 _NOISE = "[:：.·,，、'\"|丨]?"
+_ALL_LABELS = (*LABELS, *MORE_LABELS)
 _LABEL_RE = re.compile("|".join(f"(?P<l{i}>{_NOISE.join(label)})" for i, label in
-                                sorted(enumerate(LABELS), key=lambda x: -len(x[1]))))
+                                sorted(enumerate(_ALL_LABELS), key=lambda x: -len(x[1]))))
 """A label, allowing for a stray mark OCR put between its spaced-out characters (等：级)."""
 
 
 def _label_of(match: re.Match[str]) -> str:
-    return LABELS[int(next(k for k, v in match.groupdict().items() if v)[1:])]
+    return _ALL_LABELS[int(next(k for k, v in match.groupdict().items() if v)[1:])]
 
 
 def label_values(row: Row) -> dict[str, str]:
