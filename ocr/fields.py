@@ -104,7 +104,7 @@ def _document(layouts: Sequence[Layout], rules: UrgencyConfig, kind: str) -> Fax
         copy_no=_copy_no(first), classification=decision.classification,
         secrecy_period=decision.secrecy_period, urgency=formal_level(decision.level, rules),
         issuer=issuer.value, doc_number=number.value,
-        title="".join(r.plain for r in title_rows) or None,
+        title=cjk_punctuation("".join(r.plain for r in title_rows)) or None,
         recipients=_recipients(first, after_title), doc_date=date,
         sender=_sender(first), kind=kind, conflicts=conflicts,
         reasons=tuple(reasons) + decision.reasons)
@@ -116,7 +116,10 @@ def _cover(layouts: Sequence[Layout], rules: UrgencyConfig) -> FaxFields:
         else FaxFields()
     decision = decide(cover, rules)
     subject = _label(cover, "主题")
-    unit = _vote(list(_sender_units(cover))).value
+    text = "".join(row.flat for page in layouts for row in page.rows)
+    carried_unit = [_Found(carried.issuer, Reason("issuer", carried.issuer, "所附文件的发文机关"))
+                    ] if carried.issuer else []
+    unit = _vote([*_sender_units(cover), *carried_unit], text).value
     pages = re.search(r"共(\d+)页", _label(cover, "页数") or "")
     return replace(
         carried, kind="cover", issuer=unit, title=carried.title or subject,
@@ -131,8 +134,9 @@ def _sender_units(cover: Layout) -> Iterator[_Found]:
     found = _label_row(cover, "发件单位")
     if found:
         yield _Found(found[0], _reason("issuer", found[0], found[1], "表格栏目发件单位"))
-    if cover.rows and _unit_of(cover.rows[0]):
-        top = cover.rows[0]
+    zone = len(header_rows(cover))  # a stamp (急件) may stand above the name
+    top = next((row for row in cover.rows[zone:zone + 2] if _unit_of(row)), None)
+    if top:
         yield _Found(top.flat, _reason("issuer", top.flat, top, "封面标题上方的单位名"))
 
 
@@ -147,7 +151,8 @@ FORM_SENDER_LABELS = ("报告人", "来电人")
 def _report_form(page: Layout, rules: UrgencyConfig) -> FaxFields:
     decision = decide(page, rules)
     issuer = _first_label(page, FORM_ISSUER_LABELS)
-    return FaxFields(issuer=issuer.value, title=_first_label(page, FORM_TITLE_LABELS).value,
+    title = _first_label(page, FORM_TITLE_LABELS).value
+    return FaxFields(issuer=issuer.value, title=cjk_punctuation(title or "") or None,
                      sender=_first_label(page, FORM_SENDER_LABELS).value,
                      urgency=formal_level(decision.level, rules),
                      classification=decision.classification, kind="report_form",
@@ -161,6 +166,15 @@ def _first_label(page: Layout, labels: Sequence[str]) -> _Found:
         if found:
             return _Found(found[0], _reason("issuer", found[0], found[1], f"表格栏目{label}"))
     return _Found(None)
+
+
+_CJK_PUNCT = str.maketrans({"(": "（", ")": "）", ",": "，", ":": "：", ";": "；", "!": "！",
+                           "?": "？"})
+
+
+def cjk_punctuation(text: str) -> str:
+    """A Chinese title's punctuation is full-width; OCR (or NFKC) often gives ASCII."""
+    return text.translate(_CJK_PUNCT)
 
 
 def formal_level(level: str | None, rules: UrgencyConfig) -> str | None:
@@ -221,8 +235,22 @@ def parse_doc_number(text: str) -> str | None:
     match = DOC_NUMBER.search(flatten(text))
     if not match:
         return None
-    prefix = re.sub(r"[^\u4e00-\u9fff]", "", match.group(1))
+    prefix = _daizi_fixed(re.sub(r"[^\u4e00-\u9fff]", "", match.group(1)))
     return f"{prefix}〔{match.group(2)}〕{match.group(3)}号"
+
+
+DAIZI_MISREADS = {"两": "函", "涵": "函", "凾": "函", "小": "办"}
+"""Characters OCR gives for the last character of a 机关代字 (函, 办) in a fax's small print;
+a 代字 does not end in them."""
+
+
+def _daizi_fixed(prefix: str) -> str:
+    """The 机关代字 with a misread last character (before 明电/发 too) put right."""
+    for tail in ("明电", "发", ""):
+        stem = prefix[: len(prefix) - len(tail)]
+        if prefix.endswith(tail) and len(stem) >= 2 and stem[-1] in DAIZI_MISREADS:
+            return stem[:-1] + DAIZI_MISREADS[stem[-1]] + tail
+    return prefix
 
 
 def vote_doc_number(readings: Sequence[str], year: str | None,
@@ -324,14 +352,15 @@ def _vote(candidates: Sequence[_Found], text: str = "") -> _Found:
         return _Found(None)
     first = candidates[0].value or ""
     similar = [c for c in candidates
-               if Levenshtein.distance(c.value or "", first) <= max(2, len(first) // 4)]
+               if Levenshtein.distance(c.value or "", first) <= max(3, len(first) // 3)]
 
-    def support(c: _Found) -> tuple[int, int, float]:
+    def support(c: _Found) -> tuple[int, int, int, float]:
         value = c.value or ""
         agreeing = sum(o.value == value for o in similar)
+        printed = text.count(value) if value else 0  # printed clean elsewhere (text, 署名)
         rest = text.replace(value, "")
         pairs = sum(value[i:i + 2] in rest for i in range(len(value) - 1))
-        return agreeing, pairs, (c.reason.confidence if c.reason else None) or 0.0
+        return agreeing, printed, pairs, (c.reason.confidence if c.reason else None) or 0.0
 
     return max(similar, key=support)
 
@@ -386,6 +415,12 @@ def _repaired_place(name: str, layouts: Sequence[Layout]) -> str:
               if i - n >= 0 and re.fullmatch(r"[\u4e00-\u9fff]+", text[i - n:i])]
     read = head + admin
     near = [p for p in places if Levenshtein.distance(p, read) <= 2 and places.count(p) >= 2]
+    if not near:  # else the place the title names ("关于花园镇…"), if it is the only near one
+        titles = "".join(row.flat for page in layouts for row in page.rows
+                         if row.flat.startswith("关于"))
+        near = [p for p in places if p in titles and len(p) == len(read)
+                and Levenshtein.distance(p, read) <= 2]
+        near = near if len(set(near)) == 1 else []
     if not near:
         return read + tail
     best = max(dict.fromkeys(near),

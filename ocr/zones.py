@@ -177,7 +177,7 @@ def label_values(row: Row) -> dict[str, str]:
     flat = row.flat
     matches = list(_LABEL_RE.finditer(flat))
     if not matches:
-        return {}
+        return _clipped_cell(row)
     values: dict[str, str] = {}
     if matches[0].start() != 0:
         head = _clipped_label(flat[:matches[0].start()])
@@ -190,11 +190,25 @@ def label_values(row: Row) -> dict[str, str]:
     return values
 
 
+def _clipped_cell(row: Row) -> dict[str, str]:
+    """A form row whose only label lost its first characters ("由  黄土岭乡矿井险情" for
+    事由): taken only when the clipped label is an OCR box of its own, followed by the value
+    in another box (a text line that wraps at 由 or 人 is one box)."""
+    if len(row.cells) < 2:
+        return {}
+    head = flatten(row.cells[0].text).strip(":")
+    for label in MORE_LABELS:
+        if head and len(head) < len(label) and label.endswith(head):
+            return {label: "".join(flatten(c.text) for c in row.cells[1:]).lstrip(":")}
+    return {}
+
+
 def _clipped_label(head: str) -> tuple[str, str] | None:
     """A row of a form whose first label lost a character to OCR ("级  加急  明电编号  …"):
     the label it is the end of, and the value after it."""
-    for label in LABELS:
-        for cut in range(1, len(label)):
-            if head.startswith(label[cut:]) and len(label) - cut >= 1:
+    for label in _ALL_LABELS:
+        shortest = 1 if label in LABELS else 2  # see MORE_LABELS
+        for cut in range(1, len(label) - shortest + 1):
+            if head.startswith(label[cut:]):
                 return label, head[len(label) - cut:].lstrip(":")
     return None

@@ -217,7 +217,9 @@ def test_number_quoted_in_the_text_is_not_the_documents() -> None:
 @pytest.mark.parametrize("text, expected", [
     ("清森防指办〔2025】30号", "清森防指办〔2025〕30号"),
     ("长政办明电（2025）11号", "长政办明电〔2025〕11号"),
-    ("江政小明]电[2025】47号", "江政小明电〔2025〕47号"),
+    ("江政小明]电[2025】47号", "江政办明电〔2025〕47号"),  # 办 in small print read as 小
+    ("金公两〔2027〕5号", "金公函〔2027〕5号"),            # 函 read as 两
+    ("湘电力〔2026〕3号", "湘电力〔2026〕3号"),
     ("东交：[2026]16号", "东交〔2026〕16号"),
     ("县政府三楼会议室", None),
     ("2026年3月1日", None),
@@ -227,10 +229,10 @@ def test_parse_doc_number(text: str, expected: str | None) -> None:
 
 
 def test_vote_prefers_readings_that_abbreviate_the_issuer() -> None:
-    readings = ["江政小明电〔2025〕47号", "江政小明电〔2025〕47号", "江政办明电〔2025〕47号"]
+    readings = ["江政少明电〔2025〕47号", "江政少明电〔2025〕47号", "江政办明电〔2025〕47号"]
     voted = vote_doc_number(readings, "2025", "江州市人民政府办公室")
     assert voted == "江政办明电〔2025〕47号"
-    assert vote_doc_number(readings, "2025", None) == "江政小明电〔2025〕47号"
+    assert vote_doc_number(readings, "2025", None) == "江政少明电〔2025〕47号"
     assert vote_doc_number(["江政办明电〔2085〕47号"], "2025") == "江政办明电〔2025〕47号"
     assert vote_doc_number(["无文号"], None) is None
 
