@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
 from gateway.config import UrgencyConfig
 from ocr.fields import extract_fields, guess_kind, parse_doc_number, vote_doc_number
 from ocr.model import OcrLine, PageText
-from ocr.zones import layout
+from ocr.zones import label_values, layout
 
 RULES = UrgencyConfig()
 WIDTH, HEIGHT, LEFT, RIGHT, PITCH, CHAR = 2480, 3508, 300, 2180, 100, 52
@@ -172,6 +173,51 @@ def test_report_form_fields() -> None:
     assert (fields.kind, fields.issuer, fields.title, fields.sender) == (
         "report_form", "柳林乡人民政府", "柳林乡民房火灾", "赵六")
     assert fields.urgency is None and fields.doc_number is None
+
+
+PHONE_RECORD = """\
+2026-01-27 22:54  FROM: 0731-7745336  P.1/1
+值班电话记录
+秀峰县人民政府总值班室
+来电单位  秀峰县应急管理局  来电时间  1月27日16时4分
+来 电 人  汪金凤  来电号码  0731-6354728
+{matter}  梨树乡上河村渔船险情(处置)
+来电内容  梨树乡上河村一艘渔船失去动力，船上5名渔民。
+紧急程度  □一般  □较急  □紧急
+"""
+
+
+@pytest.mark.parametrize("matter", ["事　由", "来电事由", "主要事项", "由"])  # 由: 事 lost
+def test_phone_record_issuer_is_the_caller_and_title_the_matter(matter: str) -> None:
+    page = text_page(PHONE_RECORD.format(matter=matter), centered=(1, 2))
+    fields = extract_fields([page], RULES)
+    assert (fields.kind, fields.issuer, fields.title, fields.sender) == (
+        "report_form", "秀峰县应急管理局", "梨树乡上河村渔船险情（处置）", "汪金凤")
+
+
+def test_a_row_wrapped_at_a_label_character_is_not_a_form_row() -> None:
+    page = layout(text_page("TTI\n人受伤，现场已拉起警戒线。\n由于降雨，道路中断。"))
+    assert all(not label_values(row) for row in page.rows)
+
+
+def test_title_does_not_run_on_into_the_indented_first_line_of_the_text() -> None:
+    text = """\
+2026-05-06 00:06  FROM: 0731-7745336  P.1/1
+值班信息
+第12期
+北山县应急管理局值班室  2026年5月6日
+青石镇发生一起山洪
+灾害致3人被困
+险情发生后，镇主要负责同志立即带领应急分队赶赴现场开展搜救工作，
+被困群众已全部获救。
+"""
+    page = text_page(text, centered=(1, 2, 4, 5))
+    lines = list(page.lines)
+    first = next(i for i, ln in enumerate(lines) if ln.text.startswith("险情"))
+    box = lines[first].box  # the paragraph's first line: indented two characters, to the edge
+    lines[first] = replace(lines[first], box=(LEFT + 2 * CHAR, box[1], RIGHT, box[3]))
+    fields = extract_fields([replace(page, lines=tuple(lines))], RULES)
+    assert fields.title == "青石镇发生一起山洪灾害致3人被困"
 
 
 def test_report_with_masthead_and_without() -> None:
