@@ -135,7 +135,7 @@ def _sender_units(cover: Layout) -> Iterator[_Found]:
     if found:
         yield _Found(found[0], _reason("issuer", found[0], found[1], "表格栏目发件单位"))
     zone = len(header_rows(cover))  # a stamp (急件) may stand above the name
-    top = next((row for row in cover.rows[zone:zone + 2] if _unit_of(row)), None)
+    top = next((row for row in cover.rows[:zone + 2] if _unit_of(row)), None)
     if top:
         yield _Found(top.flat, _reason("issuer", top.flat, top, "封面标题上方的单位名"))
 
@@ -338,7 +338,7 @@ def _issuer_candidates(first: Layout, layouts: Sequence[Layout],
     if signature:
         name = (_repaired_place(signature.flat, layouts)
                 if signature.confidence < SEAL_CONFIDENCE or _short_place(signature.flat)
-                else signature.flat)
+                or _misread_ending(signature.flat) else signature.flat)
         yield _Found(name, _reason("issuer", signature.flat, signature,
                                    "署名" if name == signature.flat else
                                    f"署名（地名按正文写法：{name}）"))
@@ -398,6 +398,14 @@ def _short_place(name: str) -> bool:
 _UNIT_ENDINGS = ("人民政府", "办事处", "政府")
 
 
+def _misread_ending(name: str) -> bool:
+    """A place's unit whose ending is one character off 人民政府/办事处 (人民政付)."""
+    match = _PLACE.match(name)
+    tail = match.group(3) if match else ""
+    return len(tail) >= 3 and tail not in _UNIT_ENDINGS and any(
+        Levenshtein.distance(tail, u) == 1 for u in _UNIT_ENDINGS)
+
+
 def _repaired_place(name: str, layouts: Sequence[Layout]) -> str:
     """A 署名 under a red seal is often misread ("各镇人民政府", "平乡人民政化"), but the same
     place name is printed clean in the title and text: the place named there most often
@@ -415,17 +423,26 @@ def _repaired_place(name: str, layouts: Sequence[Layout]) -> str:
               if i - n >= 0 and re.fullmatch(r"[\u4e00-\u9fff]+", text[i - n:i])]
     read = head + admin
     near = [p for p in places if Levenshtein.distance(p, read) <= 2 and places.count(p) >= 2]
-    if not near:  # else the place the title names ("关于花园镇…"), if it is the only near one
-        titles = "".join(row.flat for page in layouts for row in page.rows
-                         if row.flat.startswith("关于"))
-        near = [p for p in places if p in titles and len(p) == len(read)
-                and Levenshtein.distance(p, read) <= 2]
-        near = near if len(set(near)) == 1 else []
+    if not near:  # else the place the title names ("关于花园镇…"), the one nearest
+        near = _title_place(places, read, layouts)
     if not near:
         return read + tail
     best = max(dict.fromkeys(near),
                key=lambda p: (places.count(p), -Levenshtein.distance(p, read)))
     return best + tail
+
+
+def _title_place(places: Sequence[str], read: str, layouts: Sequence[Layout]) -> list[str]:
+    """The place in the title (a row starting with 关于) nearest to a 署名's place as read
+    (characters lost under the seal count: 镇 → 石牌镇); [] when two are as near."""
+    titles = "".join(row.flat for page in layouts for row in page.rows
+                     if row.flat.startswith("关于"))
+    near = sorted({(Levenshtein.distance(p, read), p) for p in places
+                   if p in titles and len(p) >= len(read)})
+    near = [(d, p) for d, p in near if d <= 2]
+    if not near or (len(near) > 1 and near[1][0] == near[0][0]):
+        return []
+    return [near[0][1]]
 
 
 def _positions(text: str, word: str) -> Iterator[int]:

@@ -309,7 +309,24 @@ def test_signature_smudged_by_the_seal_takes_the_place_name_from_the_text() -> N
     assert extract_fields([clean], RULES).issuer == "白沙乡人民政府"
 
 
-def test_form_row_whose_first_label_lost_a_character() -> None:
+@pytest.mark.parametrize("read, confidence", [
+    ("镇人民政府", 0.95),      # the place lost under the seal
+    ("牌镇人民政府", 0.8),     # one character of it lost
+    ("石牌镇人民政付", 0.95),  # the ending one character off, read confidently
+])
+def test_signature_repaired_from_the_place_the_title_names(read: str, confidence: float) -> None:
+    text = f"""\
+关于石牌镇松林村渔船遇险情况的紧急报告
+县人民政府总值班室：
+渔船失去动力，船上5名渔民被困。险情发生后，我镇立即启动应急预案。
+{read}
+2026年7月2日
+"""
+    page = text_page(text, centered=(0,), low={3: confidence})
+    assert extract_fields([page], RULES).issuer == "石牌镇人民政府"
+
+
+def test_form_row_whose_first_label_lost_a_character() -> None:def test_form_row_whose_first_label_lost_a_character() -> None:
     text = TELEGRAM.format(level="加急", number="〔2025〕3号").replace("等　　级", "级")
     fields = extract_fields([text_page(text, centered=(0, 4, 5))], RULES)
     assert (fields.urgency, fields.doc_number) == ("加急", "西政办明电〔2025〕3号")
