@@ -326,7 +326,7 @@ def test_signature_repaired_from_the_place_the_title_names(read: str, confidence
     assert extract_fields([page], RULES).issuer == "石牌镇人民政府"
 
 
-def test_form_row_whose_first_label_lost_a_character() -> None:def test_form_row_whose_first_label_lost_a_character() -> None:
+def test_form_row_whose_first_label_lost_a_character() -> None:
     text = TELEGRAM.format(level="加急", number="〔2025〕3号").replace("等　　级", "级")
     fields = extract_fields([text_page(text, centered=(0, 4, 5))], RULES)
     assert (fields.urgency, fields.doc_number) == ("加急", "西政办明电〔2025〕3号")
