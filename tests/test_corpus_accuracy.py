@@ -1,7 +1,8 @@
 """The whole reader on faxes generated for this session, of kinds and texts the rules were not
-tuned on: ``tests.corpus.templates`` seed 14 (the rules were tuned on seeds 11 and 12 and on the dev
-fixtures; seed 14 was not looked at before this test was written). Real engines; each page is OCR'd once per session (``TEST_DUTYGW_OCR_CACHE=1``
-keeps the readings between local runs, as for the fixtures). Run with ``-s`` for the figures.
+tuned on: ``tests.corpus.templates`` seed 14 (the rules were tuned on seeds 11 and 12 and on
+the dev fixtures; seed 14 was not looked at before this test was written). Real engines; each
+page is OCR'd once per session (``TEST_DUTYGW_OCR_CACHE=1`` keeps the readings between local
+runs, as for the fixtures). Run with ``-s`` for the figures.
 """
 
 from __future__ import annotations
