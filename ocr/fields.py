@@ -336,9 +336,10 @@ def _issuer_candidates(first: Layout, layouts: Sequence[Layout],
             yield _Found(unit, _reason("issuer", unit, row, "信头"))
     signature = _signature(layouts)
     if signature:
-        name = (_repaired_place(signature.flat, layouts)
-                if signature.confidence < SEAL_CONFIDENCE or _short_place(signature.flat)
-                or _misread_ending(signature.flat) else signature.flat)
+        read = re.sub(r"[^\u4e00-\u9fff]", "", signature.flat)  # a speck read as K or .
+        name = (_repaired_place(read, layouts)
+                if signature.confidence < SEAL_CONFIDENCE or _short_place(read)
+                or _misread_ending(read) or read != signature.flat else read)
         yield _Found(name, _reason("issuer", signature.flat, signature,
                                    "署名" if name == signature.flat else
                                    f"署名（地名按正文写法：{name}）"))
@@ -379,11 +380,15 @@ def _signature(layouts: Sequence[Layout]) -> Row | None:
         for row in reversed(page.rows):
             if _DATE_ROW.match(row.flat) and row.index > 0:
                 above = page.rows[row.index - 1]
-                return above if _PLACE.search(above.flat) or _UNIT_SUFFIX.search(above.flat) \
-                    else None
+                name = above.flat
+                if len(name) > SIGNATURE_MAX_CHARS or re.search(r"[,，。;；?？!！]", name):
+                    return None  # the 署名 was not read: the row above is the text's last
+                return above if _PLACE.search(name) or _UNIT_SUFFIX.search(name) else None
     return None
 
 
+SIGNATURE_MAX_CHARS = 24
+"""A 署名 is a unit's name (or two), not a sentence."""
 _DATE_ROW = re.compile(r"^(?:19|20)\d{2}年\d{1,2}月\d{1,2}.{0,2}$")
 """A row that is a date, its last character perhaps misread (6[1 for 6日)."""
 _PLACE = re.compile(r"^([\u4e00-\u9fff]{0,4}?)(镇|乡|街道|县|区|市)(.*)$")

@@ -313,6 +313,7 @@ def test_signature_smudged_by_the_seal_takes_the_place_name_from_the_text() -> N
     ("镇人民政府", 0.95),      # the place lost under the seal
     ("牌镇人民政府", 0.8),     # one character of it lost
     ("石牌镇人民政付", 0.95),  # the ending one character off, read confidently
+    ("K牌镇人民政府", 0.95),   # a speck read as a letter
 ])
 def test_signature_repaired_from_the_place_the_title_names(read: str, confidence: float) -> None:
     text = f"""\
@@ -324,6 +325,17 @@ def test_signature_repaired_from_the_place_the_title_names(read: str, confidence
 """
     page = text_page(text, centered=(0,), low={3: confidence})
     assert extract_fields([page], RULES).issuer == "石牌镇人民政府"
+
+
+def test_signature_lost_under_the_seal_is_no_issuer_from_the_text() -> None:
+    text = """\
+关于石牌镇松林村渔船遇险情况的紧急报告
+县人民政府总值班室：
+渔船失去动力，船上5名渔民被困。
+石牌镇将继续全力做好救援工作，有关情况随时报告。
+2026年7月2日
+"""
+    assert extract_fields([text_page(text, centered=(0,))], RULES).issuer is None
 
 
 def test_form_row_whose_first_label_lost_a_character() -> None:
