@@ -44,6 +44,8 @@ _STAR = "★☆*＊✱✩"
 _PERIOD = re.compile(r"(\d+年|\d+个月|长期)")
 _TICKED_GLYPHS = "■☑√✓✔☒▇█●"
 _EMPTY_GLYPHS = "□口☐"
+_HAND_TICKS = "VvWwYyJLl/"
+"""What OCR reads a hand-drawn √ over a box as."""
 HEADER_MAX_CHARS = 8
 """Rows of the header zone are short: 份号, 密级★期限, 紧急程度, 紧急信息."""
 MAX_IGNORED_REASONS = 5
@@ -276,6 +278,18 @@ def _word_findings(token: str, rules: UrgencyConfig, where: str, confidence: flo
         yield _Finding("possible", reason("near_miss", token))
 
 
+def _filled_near_miss(text: str, rules: UrgencyConfig) -> str | None:
+    """The urgent word a filled box (■ ☑) stands before, read one character off (■急仆)."""
+    for at, glyph in enumerate(text):
+        if glyph in _TICKED_GLYPHS:
+            after = text[at + 1:at + 3]
+            near = [w for w in (*rules.urgent_marks, *rules.urgent_flags)
+                    if len(w) == 2 and Levenshtein.distance(after, w) == 1 and after[0] == w[0]]
+            if near:
+                return near[0]
+    return None
+
+
 def _negation(text: str, rules: UrgencyConfig) -> str | None:
     """The negated urgent word in ``text`` ("非紧急件" → "非紧急"), if every urgent word in it
     is negated; None otherwise."""
@@ -358,6 +372,10 @@ def _remark_findings(remark: str, rules: UrgencyConfig, where: str, confidence: 
     words = sorted({*rules.urgent_flags, *rules.urgent_marks}, key=len, reverse=True)
     flag = next((w for w in words if w in remark), None)
     if flag is None:
+        filled = _filled_near_miss(remark, rules)
+        if filled:  # ■急仆: a filled box before a misread 急件
+            yield _Finding("urgent", Reason("ticked_box", filled, where, confidence, engine),
+                           level=filled)
         return
     negation = _negation(remark, rules)
     if negation:
@@ -370,13 +388,20 @@ def _remark_findings(remark: str, rules: UrgencyConfig, where: str, confidence: 
 def _option_findings(row: Row, rules: UrgencyConfig, where: str, ticks: Sequence[Tick] | None,
                      engine: str | None) -> Iterable[_Finding]:
     states = {t.word: t for t in ticks} if ticks else {}
+    # one of the options of a 紧急程度 row is chosen: if the image shows none ticked, it was
+    # misread; the glyph OCR made of a hand-drawn tick (√, V, W, L …) decides, or nothing does
+    blind = bool(ticks) and not any(t.ticked for t in ticks) and bool(
+        {"紧急程度", "缓急程度"} & set(label_values(row)))
     for read in option_words(row):
         word = _urgent_option(read, rules)
         if word is None:
             continue
-        tick = states.get(read)
-        state = tick.ticked if tick else _glyph_state(row.text, word)
-        ink = f", ink {tick.ink:.2f}" if tick else ""
+        tick = None if blind else states.get(read)
+        state = tick.ticked if tick else _glyph_state(row.text, read, hand=blind)
+        if blind and not state:  # unticked only if OCR saw the tick on another option
+            others = [w for w in option_words(row) if w != read]
+            state = False if any(_glyph_state(row.text, w, hand=True) for w in others) else None
+        ink = f"，框内墨迹{tick.ink:.2f}" if tick else ""
         if state is True:
             yield _Finding("urgent", Reason("ticked_box", word, where + ink, row.confidence,
                                             engine), level=word)
@@ -408,11 +433,14 @@ def _urgent_option(read: str, rules: UrgencyConfig) -> str | None:
     return word if near <= 1 and near <= nearest(calm)[0] else None
 
 
-def _glyph_state(text: str, word: str) -> bool | None:
-    """Ticked/empty from the glyph OCR put before the word; None when there is none."""
-    at = text.replace(" ", "").find(word)
-    before = text.replace(" ", "")[at - 1] if at > 0 else ""
-    if before and before in _TICKED_GLYPHS:
+def _glyph_state(text: str, word: str, *, hand: bool = False) -> bool | None:
+    """Ticked/empty from the glyph OCR put before the word; None when there is none. With
+    ``hand``, the letters OCR reads a hand-drawn tick as count as ticks too."""
+    flat = text.replace(" ", "")
+    label = next((lb for lb in OPTION_LABELS if flat.startswith(lb)), "")
+    at = flat.find(word, len(label))
+    before = flat[at - 1] if at > len(label) else ""
+    if before and (before in _TICKED_GLYPHS or hand and before in _HAND_TICKS):
         return True
     if before and before in _EMPTY_GLYPHS:
         return False

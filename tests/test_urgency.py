@@ -188,6 +188,7 @@ COVER = """\
     ("备注：此件不紧急，请按正常程序呈阅。", False, False),
     ("备注：  ■急件  □请阅办  □仅供参考", True, False),
     ("备注：  □急件  ■请阅办  □仅供参考", False, False),
+    ("备注：■急仆请阅办  请回复：仅供参考", True, False),  # 急件 misread after a filled box
     ("缓急  ■急件  □普通", True, False),                # a 缓急 row of boxes
     ("缓急  □急件  ■普通", False, False),
     ("备注：  紧急  请审阅  请回复", False, True),         # box glyphs lost, no image reading
@@ -224,6 +225,20 @@ def test_report_form_tick_decides(options: str, ticked: str, urgent: bool) -> No
     decision = decide(page, RULES, ticks={row.index: ticks})
     assert (decision.is_urgent, decision.possibly_urgent) == (urgent, False)
     assert ("ticked_box" in {r.rule for r in decision.reasons}) is urgent
+
+
+@pytest.mark.parametrize("options, urgent, possible", [
+    ("般  L较急·。W紧急", True, False),    # the hand's √ read as W before 紧急
+    ("□一般  □较急  □紧急", False, True),  # nothing ticked to be seen: cannot rule it out
+    ("√一般  □较急  □紧急", False, False),  # the tick OCR saw is on 一般
+])
+def test_report_form_whose_tick_the_image_missed(options: str, urgent: bool,
+                                                 possible: bool) -> None:
+    page = layout(text_page(FORM.format(tti=TTI, options=options), centered=(1,)))
+    (row,) = option_rows(page)
+    ticks = [Tick(word, False, 0.0, (0, 0, 1, 1)) for word in option_words(row)]
+    decision = decide(page, RULES, ticks={row.index: ticks})
+    assert (decision.is_urgent, decision.possibly_urgent) == (urgent, possible)
 
 
 def test_report_form_without_image_reading_is_possibly_urgent_only_for_the_urgent_box() -> None:
