@@ -287,10 +287,18 @@ def _is_header_row(row: Row) -> bool:
 
 
 def _title_start(page: Layout) -> int:
+    """The first row after the header that is not a header row; a left-aligned row just
+    above centred ones is not it (a form row OCR garbled, "秒：送  县委办公室…" for 抄送)."""
     zone = len(header_rows(page))
+    geometry = _geometry_known(page)
     for row in page.rows[zone:]:
-        if not _is_header_row(row):
-            return row.index
+        if _is_header_row(row):
+            continue
+        below = page.rows[row.index + 1:row.index + 3]
+        if geometry and not page.is_centered(row) and any(page.is_centered(r) for r in below) \
+                and not row.flat.startswith("关于"):
+            continue
+        return row.index
     return len(page.rows)
 
 

@@ -180,7 +180,7 @@ def label_values(row: Row) -> dict[str, str]:
         return _clipped_cell(row)
     values: dict[str, str] = {}
     if matches[0].start() != 0:
-        head = _clipped_label(flat[:matches[0].start()])
+        head = _clipped_label(flat[:matches[0].start()]) or _cut_label(row, matches[0].start())
         if head is None:
             return {}
         values[head[0]] = head[1]
@@ -201,6 +201,17 @@ def _clipped_cell(row: Row) -> dict[str, str]:
         if head and len(head) < len(label) and label.endswith(head):
             return {label: "".join(flatten(c.text) for c in row.cells[1:]).lstrip(":")}
     return {}
+
+
+def _cut_label(row: Row, end: int) -> tuple[str, str] | None:
+    """A form row whose first label lost its *last* characters ("等  特急  明电编号 …" for
+    等级): only when what is left of the label is an OCR box of its own."""
+    head = flatten(row.cells[0].text).strip(":") if len(row.cells) > 1 else ""
+    flat = row.flat
+    for label in LABELS:
+        if head and len(head) < len(label) and label.startswith(head) and flat.startswith(head):
+            return label, flat[len(flatten(row.cells[0].text)):end].lstrip(":")
+    return None
 
 
 def _clipped_label(head: str) -> tuple[str, str] | None:

@@ -15,6 +15,7 @@ import pytest
 from gateway.config import UrgencyConfig
 from ocr.fields import extract_fields, guess_kind, parse_doc_number, vote_doc_number
 from ocr.model import OcrLine, PageText
+from ocr.urgency import decide
 from ocr.zones import label_values, layout
 
 RULES = UrgencyConfig()
@@ -123,6 +124,21 @@ def test_telegram_label_split_by_ocr_noise() -> None:
     text = TELEGRAM.format(level="特急", number="〔2025〕3号").replace("等　　级", "等  ：级")
     fields = extract_fields([text_page(text, centered=(0, 4, 5))], RULES)
     assert (fields.urgency, fields.doc_number) == ("特急", "西政办明电〔2025〕3号")
+
+
+@pytest.mark.parametrize("grade_label, cc_label", [
+    ("等", "抄　　送"),     # 级 lost: what is left of the label is a box of its own
+    ("等　　级", "秒：送"),  # 抄送 misread: the row above the centred title is not the title
+    ("等", "送"),
+])
+def test_telegram_form_rows_garbled_by_ocr(grade_label: str, cc_label: str) -> None:
+    text = TELEGRAM.format(level="特急", number="〔2025〕3号").replace(
+        "等　　级", grade_label).replace("抄　　送", cc_label)
+    page = text_page(text, centered=(0, 4, 5))
+    fields = extract_fields([page], RULES)
+    assert (fields.urgency, fields.doc_number) == ("特急", "西政办明电〔2025〕3号")
+    assert fields.title == "关于做好大风降温天气防范工作的紧急通知"
+    assert decide(layout(page), RULES).level == "特急"
 
 
 COVER = """\
