@@ -16,8 +16,9 @@ from tests.corpus.measure import FIELDS, Summary, fixture_set, make_reader, read
 
 pytestmark = pytest.mark.ocr
 HELD_OUT = "new:15:20"
-MIN_FIELD_ACCURACY = {"class": 1.0, "doc_no": 0.85, "issuer": 0.85, "title": 0.75}
-"""Per field, the share of faxes read right; measured 2026-12-01 (see the README)."""
+MIN_FIELD_ACCURACY = {"class": 1.0, "doc_no": 0.85, "issuer": 0.85, "title": 0.85}
+"""Per field, the share of faxes read right: measured 1.00, 0.95, 0.90, 0.90 when written
+(see the README), less a fax of slack."""
 
 
 @pytest.fixture(scope="session")
