@@ -172,9 +172,13 @@ _CJK_PUNCT = str.maketrans({"(": "（", ")": "）", ",": "，", ":": "：", ";":
                            "?": "？"})
 
 
+_DASH_FOR_ONE = re.compile(r"(?<=[\u4e00-\u9fff])[-—一_~](?=[\u4e00-\u9fff])")
+
+
 def cjk_punctuation(text: str) -> str:
-    """A Chinese title's punctuation is full-width; OCR (or NFKC) often gives ASCII."""
-    return text.translate(_CJK_PUNCT)
+    """A Chinese title's punctuation is full-width; OCR (or NFKC) often gives ASCII, and reads
+    一 between two characters as a dash (发生-起)."""
+    return _DASH_FOR_ONE.sub("一", text.translate(_CJK_PUNCT))
 
 
 def formal_level(level: str | None, rules: UrgencyConfig) -> str | None:

@@ -13,7 +13,13 @@ from dataclasses import replace
 import pytest
 
 from gateway.config import UrgencyConfig
-from ocr.fields import extract_fields, guess_kind, parse_doc_number, vote_doc_number
+from ocr.fields import (
+    cjk_punctuation,
+    extract_fields,
+    guess_kind,
+    parse_doc_number,
+    vote_doc_number,
+)
 from ocr.model import OcrLine, PageText
 from ocr.urgency import decide
 from ocr.zones import label_values, layout
@@ -201,6 +207,12 @@ PHONE_RECORD = """\
 来电内容  梨树乡上河村一艘渔船失去动力，船上5名渔民。
 紧急程度  □一般  □较急  □紧急
 """
+
+
+def test_title_punctuation_is_chinese() -> None:
+    assert cjk_punctuation("关于山洪灾情的续报(第2报)") == "关于山洪灾情的续报（第2报）"
+    assert cjk_punctuation("马坊镇发生-起溺水事件") == "马坊镇发生一起溺水事件"
+    assert cjk_punctuation("关于2025-2026年度工作的通知") == "关于2025-2026年度工作的通知"
 
 
 @pytest.mark.parametrize("matter", ["事　由", "来电事由", "主要事项", "由"])  # 由: 事 lost
