@@ -11,7 +11,7 @@ import pytest
 from gateway.config import UrgencyConfig
 from ocr.model import PageText
 from ocr.ticks import Tick, option_words
-from ocr.urgency import combine, decide, header_rows, option_rows
+from ocr.urgency import RULE_BOOK, combine, decide, explain, header_rows, option_rows
 from ocr.zones import Row, group_rows, layout
 from tests.test_fields import text_page
 
@@ -287,3 +287,19 @@ def test_keyword_lists_come_from_the_configuration() -> None:
     rules = UrgencyConfig(urgent_marks=["火急"], urgent_flags=[])
     assert decide(layout(gongwen("火急")), rules).is_urgent
     assert not decide(layout(gongwen("特急")), rules).is_urgent
+
+
+def test_every_reason_has_a_meaning_in_chinese() -> None:
+    pages = [gongwen("机密★1年\n特急"), gongwen("特忽"), gongwen("平急"),
+             text_page(COVER.format(tti=TTI, remark="备注：非紧急件，请于工作日转办。"),
+                       centered=(1, 2)),
+             text_page(REPORT.format(tti=TTI, marks="", title="关于青石镇群众遇险情况的紧急报告",
+                                     body="遇有紧急情况立即报告。").replace("\n\n", "\n"),
+                       centered=(1,)),
+             PageText(1, (), "rapidocr", 100, 100, "timeout")]
+    reasons = [r for page in pages for r in decide(layout(page), RULES).reasons]
+    assert {"header_mark", "classification", "near_miss", "negated", "not_urgent_mark",
+            "title_flag", "ignored_body", "unreadable_header"} <= {r.rule for r in reasons}
+    for reason in reasons:
+        assert reason.rule in RULE_BOOK
+        assert reason.where.startswith("第") and explain(reason).startswith(RULE_BOOK[reason.rule])
