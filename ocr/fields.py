@@ -35,13 +35,16 @@ DOC_NUMBER = re.compile(
 DATE = re.compile(r"((?:19|20)\d{2})年(\d{1,2})月(\d{1,2})(?:[日曰口]|月$)")
 _UNIT_SUFFIX = re.compile(
     r"(办公室|办事处|人民政府|政府|局|委员会|指挥部|中心|室|处|厅|委|院|所|队|站|部|会|公司|街道|镇|乡)$")
-_TITLE_END = re.compile(r"(通知|通报|报告|请示|批复|意见|决定|函|纪要|方案|办法|公告|通告|命令)$")
+_TITLE_END = re.compile(r"(通知|通报|报告|续报|请示|批复|意见|决定|函|纪要|方案|办法|公告|通告|命令)"
+                        r"(\(第.{1,3}[报期]\)?)?$")
+"""The last row of a title ends in its document type (perhaps "（第2报）" after a 续报)."""
 _ISSUE_NO = re.compile(r"^第.{1,5}期$")
 _SECTION = re.compile(r"^[一二三四五六七八九十]+、")
 _KINDS = (
     ("telegram", ("明传电报", "明电编号", "发电单位")),
     ("cover", ("传真封面", "发件单位", "收件单位", "传真件")),
-    ("report_form", ("报告单", "记录单", "报告单位", "事件名称", "事发地点")),
+    ("report_form", ("报告单", "记录单", "报告单位", "事件名称", "事发地点", "电话记录", "来电单位",
+                     "来电内容", "来电记录")),
     ("report", ("情况报告", "值班信息", "快报", "报告人:")),
 )
 TITLE_MAX_ROWS = 3
@@ -101,7 +104,7 @@ def _document(layouts: Sequence[Layout], rules: UrgencyConfig, kind: str) -> Fax
         copy_no=_copy_no(first), classification=decision.classification,
         secrecy_period=decision.secrecy_period, urgency=formal_level(decision.level, rules),
         issuer=issuer.value, doc_number=number.value,
-        title="".join(r.plain for r in title_rows) or None,
+        title=cjk_punctuation("".join(r.plain for r in title_rows)) or None,
         recipients=_recipients(first, after_title), doc_date=date,
         sender=_sender(first), kind=kind, conflicts=conflicts,
         reasons=tuple(reasons) + decision.reasons)
@@ -113,7 +116,10 @@ def _cover(layouts: Sequence[Layout], rules: UrgencyConfig) -> FaxFields:
         else FaxFields()
     decision = decide(cover, rules)
     subject = _label(cover, "主题")
-    unit = _vote(list(_sender_units(cover))).value
+    text = "".join(row.flat for page in layouts for row in page.rows)
+    carried_unit = [_Found(carried.issuer, Reason("issuer", carried.issuer, "所附文件的发文机关"))
+                    ] if carried.issuer else []
+    unit = _vote([*_sender_units(cover), *carried_unit], text).value
     pages = re.search(r"共(\d+)页", _label(cover, "页数") or "")
     return replace(
         carried, kind="cover", issuer=unit, title=carried.title or subject,
@@ -127,18 +133,52 @@ def _sender_units(cover: Layout) -> Iterator[_Found]:
     """A cover's sending unit: the 发件单位 field, and the name printed above the title."""
     found = _label_row(cover, "发件单位")
     if found:
-        yield _Found(found[0], _reason("issuer", found[0], found[1], "form field 发件单位"))
-    if cover.rows and _unit_of(cover.rows[0]):
-        top = cover.rows[0]
-        yield _Found(top.flat, _reason("issuer", top.flat, top, "name above the cover title"))
+        yield _Found(found[0], _reason("issuer", found[0], found[1], "表格栏目发件单位"))
+    zone = len(header_rows(cover))  # a stamp (急件) may stand above the name
+    top = next((row for row in cover.rows[:zone + 2] if _unit_of(row)), None)
+    if top:
+        yield _Found(top.flat, _reason("issuer", top.flat, top, "封面标题上方的单位名"))
+
+
+FORM_ISSUER_LABELS = ("报告单位", "来电单位")
+"""Who a form comes from: the reporting unit, or on a phone record (电话记录) the calling unit
+(not the duty room whose form it is, printed under the heading)."""
+FORM_TITLE_LABELS = ("事件名称", "来电事由", "事由", "主要事项", "内容摘要")
+"""What a form is about: the event, or a phone record's matter (not the form's heading)."""
+FORM_SENDER_LABELS = ("报告人", "来电人")
 
 
 def _report_form(page: Layout, rules: UrgencyConfig) -> FaxFields:
     decision = decide(page, rules)
-    return FaxFields(issuer=_label(page, "报告单位"), title=_label(page, "事件名称"),
-                     sender=_label(page, "报告人"), urgency=formal_level(decision.level, rules),
+    issuer = _first_label(page, FORM_ISSUER_LABELS)
+    title = _first_label(page, FORM_TITLE_LABELS).value
+    return FaxFields(issuer=issuer.value, title=cjk_punctuation(title or "") or None,
+                     sender=_first_label(page, FORM_SENDER_LABELS).value,
+                     urgency=formal_level(decision.level, rules),
                      classification=decision.classification, kind="report_form",
-                     reasons=decision.reasons)
+                     reasons=tuple(r for r in (issuer.reason,) if r) + decision.reasons)
+
+
+def _first_label(page: Layout, labels: Sequence[str]) -> _Found:
+    """The value of the first of ``labels`` the form has, with how it was found."""
+    for label in labels:
+        found = _label_row(page, label)
+        if found:
+            return _Found(found[0], _reason("issuer", found[0], found[1], f"表格栏目{label}"))
+    return _Found(None)
+
+
+_CJK_PUNCT = str.maketrans({"(": "（", ")": "）", ",": "，", ":": "：", ";": "；", "!": "！",
+                           "?": "？"})
+
+
+_DASH_FOR_ONE = re.compile(r"(?<=[\u4e00-\u9fff])[-—一_~](?=[\u4e00-\u9fff])")
+
+
+def cjk_punctuation(text: str) -> str:
+    """A Chinese title's punctuation is full-width; OCR (or NFKC) often gives ASCII, and reads
+    一 between two characters as a dash (发生-起)."""
+    return _DASH_FOR_ONE.sub("一", text.translate(_CJK_PUNCT))
 
 
 def formal_level(level: str | None, rules: UrgencyConfig) -> str | None:
@@ -199,8 +239,22 @@ def parse_doc_number(text: str) -> str | None:
     match = DOC_NUMBER.search(flatten(text))
     if not match:
         return None
-    prefix = re.sub(r"[^\u4e00-\u9fff]", "", match.group(1))
+    prefix = _daizi_fixed(re.sub(r"[^\u4e00-\u9fff]", "", match.group(1)))
     return f"{prefix}〔{match.group(2)}〕{match.group(3)}号"
+
+
+DAIZI_MISREADS = {"两": "函", "涵": "函", "凾": "函", "小": "办"}
+"""Characters OCR gives for the last character of a 机关代字 (函, 办) in a fax's small print;
+a 代字 does not end in them."""
+
+
+def _daizi_fixed(prefix: str) -> str:
+    """The 机关代字 with a misread last character (before 明电/发 too) put right."""
+    for tail in ("明电", "发", ""):
+        stem = prefix[: len(prefix) - len(tail)]
+        if prefix.endswith(tail) and len(stem) >= 2 and stem[-1] in DAIZI_MISREADS:
+            return stem[:-1] + DAIZI_MISREADS[stem[-1]] + tail
+    return prefix
 
 
 def vote_doc_number(readings: Sequence[str], year: str | None,
@@ -237,10 +291,18 @@ def _is_header_row(row: Row) -> bool:
 
 
 def _title_start(page: Layout) -> int:
+    """The first row after the header that is not a header row; a left-aligned row just
+    above centred ones is not it (a form row OCR garbled, "秒：送  县委办公室…" for 抄送)."""
     zone = len(header_rows(page))
+    geometry = _geometry_known(page)
     for row in page.rows[zone:]:
-        if not _is_header_row(row):
-            return row.index
+        if _is_header_row(row):
+            continue
+        below = page.rows[row.index + 1:row.index + 3]
+        if geometry and not page.is_centered(row) and any(page.is_centered(r) for r in below) \
+                and not row.flat.startswith("关于"):
+            continue
+        return row.index
     return len(page.rows)
 
 
@@ -275,23 +337,24 @@ def _issuer_candidates(first: Layout, layouts: Sequence[Layout],
         flat = row.flat
         for suffix in ("明传电报", "文件"):
             if flat.endswith(suffix) and len(flat) > len(suffix) + 1:
-                yield _Found(flat[: -len(suffix)], _reason("issuer", flat, row, "header"))
+                yield _Found(flat[: -len(suffix)], _reason("issuer", flat, row, "发文机关标志"))
     for label in ("发电单位", "发件单位", "报告单位"):
         found = _label_row(first, label)
         if found:
-            yield _Found(found[0], _reason("issuer", found[0], found[1], f"form field {label}"))
+            yield _Found(found[0], _reason("issuer", found[0], found[1], f"表格栏目{label}"))
     for row in first.rows[:title_start]:
         unit = _unit_of(row)
         if unit:
-            yield _Found(unit, _reason("issuer", unit, row, "letterhead"))
+            yield _Found(unit, _reason("issuer", unit, row, "信头"))
     signature = _signature(layouts)
     if signature:
-        name = (_repaired_place(signature.flat, layouts)
-                if signature.confidence < SEAL_CONFIDENCE or _short_place(signature.flat)
-                else signature.flat)
+        read = re.sub(r"[^\u4e00-\u9fff]", "", signature.flat)  # a speck read as K or .
+        name = (_repaired_place(read, layouts)
+                if signature.confidence < SEAL_CONFIDENCE or _short_place(read)
+                or _misread_ending(read) or read != signature.flat else read)
         yield _Found(name, _reason("issuer", signature.flat, signature,
-                                   "signature" if name == signature.flat else
-                                   f"signature (place name as written in the text: {name})"))
+                                   "署名" if name == signature.flat else
+                                   f"署名（地名按正文写法：{name}）"))
 
 
 def _vote(candidates: Sequence[_Found], text: str = "") -> _Found:
@@ -302,14 +365,15 @@ def _vote(candidates: Sequence[_Found], text: str = "") -> _Found:
         return _Found(None)
     first = candidates[0].value or ""
     similar = [c for c in candidates
-               if Levenshtein.distance(c.value or "", first) <= max(2, len(first) // 4)]
+               if Levenshtein.distance(c.value or "", first) <= max(3, len(first) // 3)]
 
-    def support(c: _Found) -> tuple[int, int, float]:
+    def support(c: _Found) -> tuple[int, int, int, float]:
         value = c.value or ""
         agreeing = sum(o.value == value for o in similar)
+        printed = text.count(value) if value else 0  # printed clean elsewhere (text, 署名)
         rest = text.replace(value, "")
         pairs = sum(value[i:i + 2] in rest for i in range(len(value) - 1))
-        return agreeing, pairs, (c.reason.confidence if c.reason else None) or 0.0
+        return agreeing, printed, pairs, (c.reason.confidence if c.reason else None) or 0.0
 
     return max(similar, key=support)
 
@@ -328,11 +392,15 @@ def _signature(layouts: Sequence[Layout]) -> Row | None:
         for row in reversed(page.rows):
             if _DATE_ROW.match(row.flat) and row.index > 0:
                 above = page.rows[row.index - 1]
-                return above if _PLACE.search(above.flat) or _UNIT_SUFFIX.search(above.flat) \
-                    else None
+                name = above.flat
+                if len(name) > SIGNATURE_MAX_CHARS or re.search(r"[,，。;；?？!！]", name):
+                    return None  # the 署名 was not read: the row above is the text's last
+                return above if _PLACE.search(name) or _UNIT_SUFFIX.search(name) else None
     return None
 
 
+SIGNATURE_MAX_CHARS = 24
+"""A 署名 is a unit's name (or two), not a sentence."""
 _DATE_ROW = re.compile(r"^(?:19|20)\d{2}年\d{1,2}月\d{1,2}.{0,2}$")
 """A row that is a date, its last character perhaps misread (6[1 for 6日)."""
 _PLACE = re.compile(r"^([\u4e00-\u9fff]{0,4}?)(镇|乡|街道|县|区|市)(.*)$")
@@ -345,6 +413,14 @@ def _short_place(name: str) -> bool:
 
 
 _UNIT_ENDINGS = ("人民政府", "办事处", "政府")
+
+
+def _misread_ending(name: str) -> bool:
+    """A place's unit whose ending is one character off 人民政府/办事处 (人民政付)."""
+    match = _PLACE.match(name)
+    tail = match.group(3) if match else ""
+    return len(tail) >= 3 and tail not in _UNIT_ENDINGS and any(
+        Levenshtein.distance(tail, u) == 1 for u in _UNIT_ENDINGS)
 
 
 def _repaired_place(name: str, layouts: Sequence[Layout]) -> str:
@@ -364,11 +440,26 @@ def _repaired_place(name: str, layouts: Sequence[Layout]) -> str:
               if i - n >= 0 and re.fullmatch(r"[\u4e00-\u9fff]+", text[i - n:i])]
     read = head + admin
     near = [p for p in places if Levenshtein.distance(p, read) <= 2 and places.count(p) >= 2]
+    if not near:  # else the place the title names ("关于花园镇…"), the one nearest
+        near = _title_place(places, read, layouts)
     if not near:
         return read + tail
     best = max(dict.fromkeys(near),
                key=lambda p: (places.count(p), -Levenshtein.distance(p, read)))
     return best + tail
+
+
+def _title_place(places: Sequence[str], read: str, layouts: Sequence[Layout]) -> list[str]:
+    """The place in the title (a row starting with 关于) nearest to a 署名's place as read
+    (characters lost under the seal count: 镇 → 石牌镇); [] when two are as near."""
+    titles = "".join(row.flat for page in layouts for row in page.rows
+                     if row.flat.startswith("关于"))
+    near = sorted({(Levenshtein.distance(p, read), p) for p in places
+                   if p in titles and len(p) >= len(read)})
+    near = [(d, p) for d, p in near if d <= 2]
+    if not near or (len(near) > 1 and near[1][0] == near[0][0]):
+        return []
+    return [near[0][1]]
 
 
 def _positions(text: str, word: str) -> Iterator[int]:
@@ -379,7 +470,7 @@ def _positions(text: str, word: str) -> Iterator[int]:
 
 
 def _reason(rule: str, word: str, row: Row, what: str) -> Reason:
-    return Reason(rule, word, f"{what}, row {row.index + 1}", row.confidence)
+    return Reason(rule, word, f"{what}，第{row.index + 1}行", row.confidence)
 
 
 def _doc_numbers(rows: Sequence[Row]) -> list[_Found]:
@@ -387,7 +478,7 @@ def _doc_numbers(rows: Sequence[Row]) -> list[_Found]:
     for row in rows:
         value = parse_doc_number(label_values(row).get("明电编号") or row.flat)
         if value:
-            found.append(_Found(value, _reason("doc_number", row.text, row, "text")))
+            found.append(_Found(value, _reason("doc_number", row.text, row, "文号")))
     unique: dict[str | None, _Found] = {}
     for item in found:
         unique.setdefault(item.value, item)
@@ -402,7 +493,7 @@ def _year_checked(number: _Found, year: str | None) -> _Found:
         return number
     value = (number.value or "").replace(match.group(), f"〔{year}〕")
     return _Found(value, Reason("doc_year_from_dates", value,
-                                f"文号 read {match.group(1)}, the document's dates say {year}"))
+                                f"文号年份识别为{match.group(1)}，文中日期均为{year}年"))
 
 
 def _one_digit_off(read: str, year: str | None) -> bool:

@@ -24,11 +24,12 @@ import numpy as np
 from PIL import Image
 
 from ocr.model import Box
-from ocr.zones import LABELS, Row
+from ocr.zones import LABELS, MORE_LABELS, Row
 
 _BOXLIKE_CJK = "口"
 """OCR reads an empty □ as the character 口."""
-_LABEL = re.compile("^(" + "|".join(sorted(LABELS, key=len, reverse=True)) + ")[:：]?")
+_LABEL = re.compile("^(" + "|".join(sorted((*LABELS, *MORE_LABELS), key=len, reverse=True))
+                    + ")[:：]?")
 
 TICK_DPI = 300.0
 """Resolution the boxes are measured at (the OCR reads at a lower one)."""

@@ -9,7 +9,16 @@ Where a word stands decides what it means:
   remark ("紧急！…");
 * **option boxes** (□一般 □较急 □紧急, □紧急 □请审阅 …): only the ticked one counts, read from
   the image (``ocr.ticks``) or, without an image, from the box glyph OCR gave (■/□);
+* the **title** (the centred rows under the header): 紧急 qualifying the document itself
+  (关于…遇险情况的紧急报告, …的紧急通知, 紧急信息) makes the fax urgent, unless a formal 平急
+  grade says otherwise; 紧急 as part of a term (紧急避险转移演练) does not;
+* a negated word (非紧急件, 不紧急, 无需加急) is noted and ignored wherever it stands;
 * anywhere else (running text: "重要紧急情况", "紧急通知如下") a word is noted and ignored.
+
+The rules are data (``RULE_BOOK``: what each rule means, in Chinese, as duty staff read it;
+the word lists in ``UrgencyConfig`` and below) and the functions here are the small engine
+that applies them zone by zone; every finding becomes a ``Reason`` (rule, word, where — in
+Chinese), and ``explain`` turns one into a sentence for a receipt.
 
 Recall first: a near-miss of a mark in the header zone (特忽, 加怠, a lone 急), a badly
 read header row, an unreadable page, or an urgent option whose box could not be read makes
@@ -35,9 +44,47 @@ _STAR = "★☆*＊✱✩"
 _PERIOD = re.compile(r"(\d+年|\d+个月|长期)")
 _TICKED_GLYPHS = "■☑√✓✔☒▇█●"
 _EMPTY_GLYPHS = "□口☐"
+_HAND_TICKS = "VvWwYyJLl/"
+"""What OCR reads a hand-drawn √ over a box as."""
 HEADER_MAX_CHARS = 8
 """Rows of the header zone are short: 份号, 密级★期限, 紧急程度, 紧急信息."""
 MAX_IGNORED_REASONS = 5
+OPTION_LABELS = ("紧急程度", "备注", "缓急程度", "缓急", "急缓")
+"""Labels of rows of printed option boxes."""
+LEVEL_LABELS = ("等级", "紧急程度", "缓急程度", "缓急", "急缓", "密级")
+"""Labels of form fields holding one urgency or classification word."""
+NEGATIONS = ("非", "不", "无需", "无须", "不必", "勿")
+"""A word right after one of these is negated ("非紧急件", "此件不紧急")."""
+TITLE_DOC_TYPES = ("报告", "通知", "通报", "请示", "快报", "信息", "简报", "情况", "电报", "函")
+"""Document types 紧急 can qualify in a title (…的紧急报告, 紧急通知, 紧急信息)."""
+TITLE_SCAN_ROWS = 12
+"""The title stands within this many rows of the top."""
+
+RULE_BOOK: Mapping[str, str] = {
+    "header_mark": "版头区标有紧急程度（特提、特急、加急、急件），按紧急处理",
+    "not_urgent_mark": "正式标明平急，不按紧急处理",
+    "header_flag": "版头区标有“紧急”或“紧急信息”，按紧急处理",
+    "title_flag": "标题写明为紧急文件（如“紧急报告”“紧急通知”），按紧急处理",
+    "title_overruled": "标题虽有“紧急”，但正式等级为平急，按平急处理",
+    "remark_flag": "封面备注写明紧急或急件，按紧急处理",
+    "ticked_box": "勾选了紧急选项，按紧急处理",
+    "unticked_box": "紧急选项未勾选，不作为紧急依据",
+    "unreadable_tick": "紧急选项是否勾选无法判读，按可能紧急处理",
+    "near_miss": "版头区疑似紧急或密级标识但识别不清，按可能紧急处理",
+    "unreadable_header": "版头区无法识别，按可能紧急处理",
+    "second_reader": "第二识别引擎在版头区读到紧急程度或密级标识",
+    "classification": "版头区或表格标有密级",
+    "negated": "“非紧急”“不紧急”等否定说法，不作为紧急依据",
+    "ignored_body": "正文中出现的“紧急”等字样，不作为紧急依据",
+}
+"""What each rule means, for the people who read a receipt."""
+
+
+def explain(reason: Reason) -> str:
+    """One reason as a sentence in Chinese: the rule's meaning, the word and where it stood."""
+    meaning = RULE_BOOK.get(reason.rule, reason.rule)
+    return f"{meaning}：「{reason.word}」，{reason.where}" if reason.word else \
+        f"{meaning}：{reason.where}"
 
 
 @dataclass(frozen=True)
@@ -96,7 +143,7 @@ def option_rows(page: Layout) -> tuple[Row, ...]:
 def _is_option_row(row: Row) -> bool:
     """A labelled row of two or more short option words (a remark sentence is not one)."""
     words = option_words(row)
-    return (bool({"紧急程度", "备注"} & set(label_values(row)))
+    return (bool(set(OPTION_LABELS) & set(label_values(row)))
             and len(words) >= 2 and all(len(w) <= 4 for w in words))
 
 
@@ -112,10 +159,11 @@ def decide(page: Layout, rules: UrgencyConfig, *, page_no: int = 1,
     """
     if page.page.error or not page.rows:
         why = page.page.error or "no text was read"
-        reason = Reason("unreadable_header", "", f"page {page_no}: {why}", None, page.page.engine)
+        reason = Reason("unreadable_header", "", f"第{page_no}页：{why}", None, page.page.engine)
         return UrgencyDecision(False, True, None, None, None, (reason,))
     findings = [*_header_findings(page, rules, page_no),
                 *_field_findings(page, rules, page_no, ticks or {}),
+                *_title_findings(page, rules, page_no),
                 *_second_findings(second, rules, page_no, second_engine),
                 *_ignored_findings(page, rules, page_no)]
     return _conclude(findings, rules)
@@ -134,7 +182,7 @@ def combine(first: UrgencyDecision, carried: UrgencyDecision) -> UrgencyDecision
 
 
 def _conclude(findings: Iterable[_Finding], rules: UrgencyConfig) -> UrgencyDecision:
-    findings = list(findings)
+    findings = _overrule_title(list(findings))
     effects = {f.effect for f in findings}
     urgent = "urgent" in effects
     levels = [f.level for f in findings if f.level and f.effect in ("urgent", "not_urgent")]
@@ -155,6 +203,17 @@ def _conclude(findings: Iterable[_Finding], rules: UrgencyConfig) -> UrgencyDeci
         reasons=tuple(f.reason for f in findings))
 
 
+def _overrule_title(findings: list[_Finding]) -> list[_Finding]:
+    """A formal 平急 grade is the sender's decision: a title's 紧急 alone does not beat it."""
+    urgent = [f for f in findings if f.effect == "urgent"]
+    calm = any(f.effect == "not_urgent" for f in findings)
+    if not calm or not urgent or any(f.reason.rule != "title_flag" for f in urgent):
+        return findings
+    return [replace(f, effect="ignored", level=None,
+                    reason=replace(f.reason, rule="title_overruled"))
+            if f.reason.rule == "title_flag" else f for f in findings]
+
+
 _RANK = {"绝密": 3, "机密": 2, "秘密": 1}
 
 
@@ -168,7 +227,7 @@ def higher_classification(a: str | None, b: str | None) -> str | None:
 def _header_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterable[_Finding]:
     for row in header_rows(page):
         for cell_no, cell in enumerate(row.cells):
-            where = f"page {page_no} header zone, row {row.index + 1}, box {cell_no + 1}"
+            where = f"第{page_no}页版头区第{row.index + 1}行第{cell_no + 1}框"
             token = _token(cell.text)
             found = list(_word_findings(token, rules, where, cell.confidence, page.page.engine))
             if found:
@@ -193,6 +252,10 @@ def _word_findings(token: str, rules: UrgencyConfig, where: str, confidence: flo
     def reason(rule: str, word: str) -> Reason:
         return Reason(rule, word, where, confidence, engine)
 
+    negation = _negation(token, rules)
+    if negation:
+        yield _Finding("ignored", reason("negated", negation))
+        return
     cls = _classification(token, rules, near_misses)
     if cls:
         name, period, exact = cls
@@ -213,6 +276,32 @@ def _word_findings(token: str, rules: UrgencyConfig, where: str, confidence: flo
             return
     if near_misses and _near_urgent(token, rules, confidence):
         yield _Finding("possible", reason("near_miss", token))
+
+
+def _filled_near_miss(text: str, rules: UrgencyConfig) -> str | None:
+    """The urgent word a filled box (■ ☑) stands before, read one character off (■急仆)."""
+    for at, glyph in enumerate(text):
+        if glyph in _TICKED_GLYPHS:
+            after = text[at + 1:at + 3]
+            near = [w for w in (*rules.urgent_marks, *rules.urgent_flags)
+                    if len(w) == 2 and Levenshtein.distance(after, w) == 1 and after[0] == w[0]]
+            if near:
+                return near[0]
+    return None
+
+
+def _negation(text: str, rules: UrgencyConfig) -> str | None:
+    """The negated urgent word in ``text`` ("非紧急件" → "非紧急"), if every urgent word in it
+    is negated; None otherwise."""
+    words = sorted({*rules.urgent_marks, *rules.urgent_flags}, key=len, reverse=True)
+    spans = [(m.start(), m.end()) for w in words for m in re.finditer(re.escape(w), text)]
+    negated = [(at, end) for at, end in spans if text[:at].endswith(NEGATIONS)]
+    if not spans or not negated:
+        return None
+    covered = all(any(a < e and s < b for a, b in negated) for s, e in spans)
+    at, end = min(negated)
+    start = max(at - len(n) for n in NEGATIONS if text[:at].endswith(n))
+    return text[start:end] if covered else None
 
 
 def _is_word(token: str, word: str) -> bool:
@@ -264,31 +353,55 @@ def _field_findings(page: Layout, rules: UrgencyConfig, page_no: int,
     options = {row.index for row in option_rows(page)}
     for row in page.rows:
         values = label_values(row)
-        where = f"page {page_no} form, row {row.index + 1}"
+        where = f"第{page_no}页表格第{row.index + 1}行"
         if row.index in options:
             yield from _option_findings(row, rules, where, ticks.get(row.index), engine)
             continue
-        for label in ("等级", "紧急程度", "密级"):
+        for label in LEVEL_LABELS:
             if label in values:
-                yield from _word_findings(_token(values[label]), rules, f"{where} ({label})",
+                yield from _word_findings(_token(values[label]), rules, f"{where}（{label}）",
                                           row.confidence, engine)
-        remark = values.get("备注", "")
-        flag = next((f for f in rules.urgent_flags if f in remark), None)
-        if flag:
-            yield _Finding("urgent", Reason("remark_flag", flag, f"{where} (备注)",
-                                            row.confidence, engine), level=flag)
+        if "备注" in values:
+            yield from _remark_findings(values["备注"], rules, f"{where}（备注）",
+                                        row.confidence, engine)
+
+
+def _remark_findings(remark: str, rules: UrgencyConfig, where: str, confidence: float,
+                     engine: str | None) -> Iterable[_Finding]:
+    """A cover sheet's remark that says 紧急 or carries a mark (急件, 加急); not when negated."""
+    words = sorted({*rules.urgent_flags, *rules.urgent_marks}, key=len, reverse=True)
+    flag = next((w for w in words if w in remark), None)
+    if flag is None:
+        filled = _filled_near_miss(remark, rules)
+        if filled:  # ■急仆: a filled box before a misread 急件
+            yield _Finding("urgent", Reason("ticked_box", filled, where, confidence, engine),
+                           level=filled)
+        return
+    negation = _negation(remark, rules)
+    if negation:
+        yield _Finding("ignored", Reason("negated", negation, where, confidence, engine))
+    else:
+        yield _Finding("urgent", Reason("remark_flag", flag, where, confidence, engine),
+                       level=flag)
 
 
 def _option_findings(row: Row, rules: UrgencyConfig, where: str, ticks: Sequence[Tick] | None,
                      engine: str | None) -> Iterable[_Finding]:
     states = {t.word: t for t in ticks} if ticks else {}
+    # one of the options of a 紧急程度 row is chosen: if the image shows none ticked, it was
+    # misread; the glyph OCR made of a hand-drawn tick (√, V, W, L …) decides, or nothing does
+    blind = bool(ticks) and not any(t.ticked for t in ticks) and bool(
+        {"紧急程度", "缓急程度"} & set(label_values(row)))
     for read in option_words(row):
         word = _urgent_option(read, rules)
         if word is None:
             continue
-        tick = states.get(read)
-        state = tick.ticked if tick else _glyph_state(row.text, word)
-        ink = f", ink {tick.ink:.2f}" if tick else ""
+        tick = None if blind else states.get(read)
+        state = tick.ticked if tick else _glyph_state(row.text, read, hand=blind)
+        if blind and not state:  # unticked only if OCR saw the tick on another option
+            others = [w for w in option_words(row) if w != read]
+            state = False if any(_glyph_state(row.text, w, hand=True) for w in others) else None
+        ink = f"，框内墨迹{tick.ink:.2f}" if tick else ""
         if state is True:
             yield _Finding("urgent", Reason("ticked_box", word, where + ink, row.confidence,
                                             engine), level=word)
@@ -320,11 +433,14 @@ def _urgent_option(read: str, rules: UrgencyConfig) -> str | None:
     return word if near <= 1 and near <= nearest(calm)[0] else None
 
 
-def _glyph_state(text: str, word: str) -> bool | None:
-    """Ticked/empty from the glyph OCR put before the word; None when there is none."""
-    at = text.replace(" ", "").find(word)
-    before = text.replace(" ", "")[at - 1] if at > 0 else ""
-    if before and before in _TICKED_GLYPHS:
+def _glyph_state(text: str, word: str, *, hand: bool = False) -> bool | None:
+    """Ticked/empty from the glyph OCR put before the word; None when there is none. With
+    ``hand``, the letters OCR reads a hand-drawn tick as count as ticks too."""
+    flat = text.replace(" ", "")
+    label = next((lb for lb in OPTION_LABELS if flat.startswith(lb)), "")
+    at = flat.find(word, len(label))
+    before = flat[at - 1] if at > len(label) else ""
+    if before and (before in _TICKED_GLYPHS or hand and before in _HAND_TICKS):
         return True
     if before and before in _EMPTY_GLYPHS:
         return False
@@ -336,7 +452,7 @@ def _second_findings(rows: Sequence[Row], rules: UrgencyConfig, page_no: int,
     """Exact marks a second reader found in the header zone (its near-misses are noise)."""
     for row in rows:
         for cell in row.cells:
-            where = f"page {page_no} header zone (second reader), row {row.index + 1}"
+            where = f"第{page_no}页版头区（第二识别引擎）第{row.index + 1}行"
             for finding in _word_findings(_token(cell.text), rules, where, cell.confidence,
                                           engine, near_misses=False):
                 if finding.effect in ("urgent", "classification"):
@@ -346,7 +462,7 @@ def _second_findings(rows: Sequence[Row], rules: UrgencyConfig, page_no: int,
 def _ignored_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterable[_Finding]:
     """Urgent words in running text: recorded, so a reviewer sees they were seen and ignored."""
     words = [*rules.urgent_marks, *rules.urgent_flags]
-    zone = {row.index for row in header_rows(page)}
+    zone = {row.index for row in (*header_rows(page), *_title_flag_rows(page, rules))}
     count = 0
     for row in page.rows:
         if row.index in zone or label_values(row):
@@ -355,5 +471,45 @@ def _ignored_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Itera
         if word and count < MAX_IGNORED_REASONS:
             count += 1
             yield _Finding("ignored", Reason("ignored_body", word,
-                                             f"page {page_no} text, row {row.index + 1}",
+                                             f"第{page_no}页正文第{row.index + 1}行",
                                              row.confidence, page.page.engine))
+
+
+# --- the title ------------------------------------------------------------------------------
+
+def _title_pattern(rules: UrgencyConfig) -> re.Pattern[str]:
+    """紧急 qualifying the document: "…的紧急报告", "紧急通知", "紧急信息", a "（第2报）" after."""
+    flags = "|".join(sorted(map(re.escape, rules.urgent_flags), key=len, reverse=True))
+    types = "|".join(TITLE_DOC_TYPES)
+    return re.compile(rf"(?:{flags})(?:情况)?(?:{types})?(?:[(（]第.{{1,3}}[报期][)）]?)?$")
+
+
+def _title_flag_rows(page: Layout, rules: UrgencyConfig) -> list[Row]:
+    """Title rows (centred, above the first row of text) whose end says the document is urgent."""
+    if not rules.urgent_flags:
+        return []
+    pattern = _title_pattern(rules)
+    found = []
+    geometry = any(page.is_centered(r) for r in page.rows)
+    for row in page.rows[:TITLE_SCAN_ROWS]:
+        flat = row.flat.strip(_EDGE_PUNCT)
+        if row.flat.endswith(":") and not label_values(row):
+            break  # 主送机关: the text begins
+        if label_values(row) or (geometry and not page.is_centered(row)):
+            continue
+        match = pattern.search(flat)
+        if match and not _negation(flat[:match.end()], rules) and (
+                match.start() == 0 or flat.startswith("关于") or geometry):
+            found.append(row)
+    return found
+
+
+def _title_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterable[_Finding]:
+    zone = {row.index for row in header_rows(page)}
+    for row in _title_flag_rows(page, rules):
+        if row.index in zone:
+            continue  # a lone 紧急 in the header zone is the header's own finding
+        word = _title_pattern(rules).search(row.flat.strip(_EDGE_PUNCT))
+        yield _Finding("urgent", Reason("title_flag", word.group() if word else row.flat,
+                                        f"第{page_no}页标题第{row.index + 1}行",
+                                        row.confidence, page.page.engine), level="紧急")

@@ -18,6 +18,9 @@ from ocr.model import Box, OcrLine, PageText
 
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+CENTRED_GAP = 0.04
+"""A centred row leaves at least this much of the column free on *both* sides (a title's
+lines are at most 140 of the 156 mm; a text line ends within a character of the edge)."""
 _TTI_TOP = 0.05
 """The sending station's header line is printed in the top 5 % of the page."""
 
@@ -119,11 +122,14 @@ class Layout:
         return lefts[len(lefts) // 10], rights[-1 - len(rights) // 10]
 
     def is_centered(self, row: Row) -> bool:
-        """Centred rows are headers and titles; body text starts at the left edge."""
+        """Centred rows are headers and titles; body text starts at the left edge. The first
+        line of an indented paragraph has a gap on the left (two characters) and almost none
+        on the right: not centred, so a title does not run on into the text."""
         left, right = self.column()
         width = max(right - left, 1)
         gap_left, gap_right = row.box[0] - left, right - row.box[2]
-        return gap_left > 0.04 * width and abs(gap_left - gap_right) < 0.08 * width
+        return (gap_left > 0.04 * width and gap_right > CENTRED_GAP * width
+                and abs(gap_left - gap_right) < 0.08 * width)
 
 
 def layout(page: PageText) -> Layout:
@@ -144,16 +150,26 @@ LABELS = (
     "事件名称", "事发时间", "事发地点",
     "伤亡情况", "基本情况", "处置情况", "紧急程度",
 )
-"""Printed labels of the ruled forms (telegram, cover sheet, report form)."""
+"""Printed labels of the ruled forms (telegram, cover sheet, report form). A row whose first
+label lost a character to OCR is still read as a form row (see ``_clipped_label``)."""
+MORE_LABELS = (
+    "来电单位", "来电时间", "来电人", "来电号码", "来电电话", "接听人", "接电人", "记录人",
+    "记录时间", "来电事由", "事由", "主要事项", "来电内容", "内容摘要", "领导批示", "处理意见",
+    "办理情况", "缓急程度", "缓急", "急缓",
+)
+"""Labels of phone-record forms (电话记录) and of cover sheets' 缓急 rows. They are matched
+only whole: a clipped one ("由", "人") would make running text that wraps at such a
+character look like a form row."""
 
 _NOISE = "[:：.·,，、'\"|丨]?"
+_ALL_LABELS = (*LABELS, *MORE_LABELS)
 _LABEL_RE = re.compile("|".join(f"(?P<l{i}>{_NOISE.join(label)})" for i, label in
-                                sorted(enumerate(LABELS), key=lambda x: -len(x[1]))))
+                                sorted(enumerate(_ALL_LABELS), key=lambda x: -len(x[1]))))
 """A label, allowing for a stray mark OCR put between its spaced-out characters (等：级)."""
 
 
 def _label_of(match: re.Match[str]) -> str:
-    return LABELS[int(next(k for k, v in match.groupdict().items() if v)[1:])]
+    return _ALL_LABELS[int(next(k for k, v in match.groupdict().items() if v)[1:])]
 
 
 def label_values(row: Row) -> dict[str, str]:
@@ -161,10 +177,10 @@ def label_values(row: Row) -> dict[str, str]:
     flat = row.flat
     matches = list(_LABEL_RE.finditer(flat))
     if not matches:
-        return {}
+        return _clipped_cell(row)
     values: dict[str, str] = {}
     if matches[0].start() != 0:
-        head = _clipped_label(flat[:matches[0].start()])
+        head = _clipped_label(flat[:matches[0].start()]) or _cut_label(row, matches[0].start())
         if head is None:
             return {}
         values[head[0]] = head[1]
@@ -174,11 +190,36 @@ def label_values(row: Row) -> dict[str, str]:
     return values
 
 
+def _clipped_cell(row: Row) -> dict[str, str]:
+    """A form row whose only label lost its first characters ("由  黄土岭乡矿井险情" for
+    事由): taken only when the clipped label is an OCR box of its own, followed by the value
+    in another box (a text line that wraps at 由 or 人 is one box)."""
+    if len(row.cells) < 2:
+        return {}
+    head = flatten(row.cells[0].text).strip(":")
+    for label in MORE_LABELS:
+        if head and len(head) < len(label) and label.endswith(head):
+            return {label: "".join(flatten(c.text) for c in row.cells[1:]).lstrip(":")}
+    return {}
+
+
+def _cut_label(row: Row, end: int) -> tuple[str, str] | None:
+    """A form row whose first label lost its *last* characters ("等  特急  明电编号 …" for
+    等级): only when what is left of the label is an OCR box of its own."""
+    head = flatten(row.cells[0].text).strip(":") if len(row.cells) > 1 else ""
+    flat = row.flat
+    for label in LABELS:
+        if head and len(head) < len(label) and label.startswith(head) and flat.startswith(head):
+            return label, flat[len(flatten(row.cells[0].text)):end].lstrip(":")
+    return None
+
+
 def _clipped_label(head: str) -> tuple[str, str] | None:
     """A row of a form whose first label lost a character to OCR ("级  加急  明电编号  …"):
     the label it is the end of, and the value after it."""
-    for label in LABELS:
-        for cut in range(1, len(label)):
-            if head.startswith(label[cut:]) and len(label) - cut >= 1:
+    for label in _ALL_LABELS:
+        shortest = 1 if label in LABELS else 2  # see MORE_LABELS
+        for cut in range(1, len(label) - shortest + 1):
+            if head.startswith(label[cut:]):
                 return label, head[len(label) - cut:].lstrip(":")
     return None

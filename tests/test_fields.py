@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
 from ocr.config import UrgencyConfig
-from ocr.fields import extract_fields, guess_kind, parse_doc_number, vote_doc_number
+from ocr.fields import (
+    cjk_punctuation,
+    extract_fields,
+    guess_kind,
+    parse_doc_number,
+    vote_doc_number,
+)
 from ocr.model import OcrLine, PageText
-from ocr.zones import layout
+from ocr.urgency import decide
+from ocr.zones import label_values, layout
 
 RULES = UrgencyConfig()
 WIDTH, HEIGHT, LEFT, RIGHT, PITCH, CHAR = 2480, 3508, 300, 2180, 100, 52
@@ -124,6 +132,21 @@ def test_telegram_label_split_by_ocr_noise() -> None:
     assert (fields.urgency, fields.doc_number) == ("特急", "西政办明电〔2025〕3号")
 
 
+@pytest.mark.parametrize("grade_label, cc_label", [
+    ("等", "抄　　送"),     # 级 lost: what is left of the label is a box of its own
+    ("等　　级", "秒：送"),  # 抄送 misread: the row above the centred title is not the title
+    ("等", "送"),
+])
+def test_telegram_form_rows_garbled_by_ocr(grade_label: str, cc_label: str) -> None:
+    text = TELEGRAM.format(level="特急", number="〔2025〕3号").replace(
+        "等　　级", grade_label).replace("抄　　送", cc_label)
+    page = text_page(text, centered=(0, 4, 5))
+    fields = extract_fields([page], RULES)
+    assert (fields.urgency, fields.doc_number) == ("特急", "西政办明电〔2025〕3号")
+    assert fields.title == "关于做好大风降温天气防范工作的紧急通知"
+    assert decide(layout(page), RULES).level == "特急"
+
+
 COVER = """\
 2025/07/01 23:50  DUTY 0731-1234567  1/2
 红旗镇人民政府
@@ -174,6 +197,57 @@ def test_report_form_fields() -> None:
     assert fields.urgency is None and fields.doc_number is None
 
 
+PHONE_RECORD = """\
+2026-01-27 22:54  FROM: 0731-7745336  P.1/1
+值班电话记录
+秀峰县人民政府总值班室
+来电单位  秀峰县应急管理局  来电时间  1月27日16时4分
+来 电 人  汪金凤  来电号码  0731-6354728
+{matter}  梨树乡上河村渔船险情(处置)
+来电内容  梨树乡上河村一艘渔船失去动力，船上5名渔民。
+紧急程度  □一般  □较急  □紧急
+"""
+
+
+def test_title_punctuation_is_chinese() -> None:
+    assert cjk_punctuation("关于山洪灾情的续报(第2报)") == "关于山洪灾情的续报（第2报）"
+    assert cjk_punctuation("马坊镇发生-起溺水事件") == "马坊镇发生一起溺水事件"
+    assert cjk_punctuation("关于2025-2026年度工作的通知") == "关于2025-2026年度工作的通知"
+
+
+@pytest.mark.parametrize("matter", ["事　由", "来电事由", "主要事项", "由"])  # 由: 事 lost
+def test_phone_record_issuer_is_the_caller_and_title_the_matter(matter: str) -> None:
+    page = text_page(PHONE_RECORD.format(matter=matter), centered=(1, 2))
+    fields = extract_fields([page], RULES)
+    assert (fields.kind, fields.issuer, fields.title, fields.sender) == (
+        "report_form", "秀峰县应急管理局", "梨树乡上河村渔船险情（处置）", "汪金凤")
+
+
+def test_a_row_wrapped_at_a_label_character_is_not_a_form_row() -> None:
+    page = layout(text_page("TTI\n人受伤，现场已拉起警戒线。\n由于降雨，道路中断。"))
+    assert all(not label_values(row) for row in page.rows)
+
+
+def test_title_does_not_run_on_into_the_indented_first_line_of_the_text() -> None:
+    text = """\
+2026-05-06 00:06  FROM: 0731-7745336  P.1/1
+值班信息
+第12期
+北山县应急管理局值班室  2026年5月6日
+青石镇发生一起山洪
+灾害致3人被困
+险情发生后，镇主要负责同志立即带领应急分队赶赴现场开展搜救工作，
+被困群众已全部获救。
+"""
+    page = text_page(text, centered=(1, 2, 4, 5))
+    lines = list(page.lines)
+    first = next(i for i, ln in enumerate(lines) if ln.text.startswith("险情"))
+    box = lines[first].box  # the paragraph's first line: indented two characters, to the edge
+    lines[first] = replace(lines[first], box=(LEFT + 2 * CHAR, box[1], RIGHT, box[3]))
+    fields = extract_fields([replace(page, lines=tuple(lines))], RULES)
+    assert fields.title == "青石镇发生一起山洪灾害致3人被困"
+
+
 def test_report_with_masthead_and_without() -> None:
     masthead = """\
 紧急信息
@@ -217,7 +291,9 @@ def test_number_quoted_in_the_text_is_not_the_documents() -> None:
 @pytest.mark.parametrize("text, expected", [
     ("清森防指办〔2025】30号", "清森防指办〔2025〕30号"),
     ("长政办明电（2025）11号", "长政办明电〔2025〕11号"),
-    ("江政小明]电[2025】47号", "江政小明电〔2025〕47号"),
+    ("江政小明]电[2025】47号", "江政办明电〔2025〕47号"),  # 办 in small print read as 小
+    ("金公两〔2027〕5号", "金公函〔2027〕5号"),            # 函 read as 两
+    ("湘电力〔2026〕3号", "湘电力〔2026〕3号"),
     ("东交：[2026]16号", "东交〔2026〕16号"),
     ("县政府三楼会议室", None),
     ("2026年3月1日", None),
@@ -227,10 +303,10 @@ def test_parse_doc_number(text: str, expected: str | None) -> None:
 
 
 def test_vote_prefers_readings_that_abbreviate_the_issuer() -> None:
-    readings = ["江政小明电〔2025〕47号", "江政小明电〔2025〕47号", "江政办明电〔2025〕47号"]
+    readings = ["江政少明电〔2025〕47号", "江政少明电〔2025〕47号", "江政办明电〔2025〕47号"]
     voted = vote_doc_number(readings, "2025", "江州市人民政府办公室")
     assert voted == "江政办明电〔2025〕47号"
-    assert vote_doc_number(readings, "2025", None) == "江政小明电〔2025〕47号"
+    assert vote_doc_number(readings, "2025", None) == "江政少明电〔2025〕47号"
     assert vote_doc_number(["江政办明电〔2085〕47号"], "2025") == "江政办明电〔2025〕47号"
     assert vote_doc_number(["无文号"], None) is None
 
@@ -259,6 +335,35 @@ def test_signature_smudged_by_the_seal_takes_the_place_name_from_the_text() -> N
     assert extract_fields([page], RULES).issuer == "白沙乡人民政府"
     clean = text_page(text.replace("日沙乡人民政化", "白沙乡人民政府"), centered=(0,))
     assert extract_fields([clean], RULES).issuer == "白沙乡人民政府"
+
+
+@pytest.mark.parametrize("read, confidence", [
+    ("镇人民政府", 0.95),      # the place lost under the seal
+    ("牌镇人民政府", 0.8),     # one character of it lost
+    ("石牌镇人民政付", 0.95),  # the ending one character off, read confidently
+    ("K牌镇人民政府", 0.95),   # a speck read as a letter
+])
+def test_signature_repaired_from_the_place_the_title_names(read: str, confidence: float) -> None:
+    text = f"""\
+关于石牌镇松林村渔船遇险情况的紧急报告
+县人民政府总值班室：
+渔船失去动力，船上5名渔民被困。险情发生后，我镇立即启动应急预案。
+{read}
+2026年7月2日
+"""
+    page = text_page(text, centered=(0,), low={3: confidence})
+    assert extract_fields([page], RULES).issuer == "石牌镇人民政府"
+
+
+def test_signature_lost_under_the_seal_is_no_issuer_from_the_text() -> None:
+    text = """\
+关于石牌镇松林村渔船遇险情况的紧急报告
+县人民政府总值班室：
+渔船失去动力，船上5名渔民被困。
+石牌镇将继续全力做好救援工作，有关情况随时报告。
+2026年7月2日
+"""
+    assert extract_fields([text_page(text, centered=(0,))], RULES).issuer is None
 
 
 def test_form_row_whose_first_label_lost_a_character() -> None:
