@@ -66,7 +66,6 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.db = self.db or open_database(self.config.database_url)
-        self._import_phonebook()
         ami_stop = asyncio.Event()
         listener, ami = self._build_ami()
         self.services = self._build_services(ami, listener)
@@ -112,17 +111,15 @@ class Daemon:
         fax = FaxService(self.config, self.db, self.clock, on_urgency=pager.on_urgent_receipt)
         mail = MailService(self.config, self.db, self.clock)
         reports = ReportScheduler(self.config, self.db, self.clock)
-        return [mail, pager, fax, reports]
+        return [*self._phonebook(), mail, pager, fax, reports]
 
-    def _import_phonebook(self) -> None:
-        path = self.config.paths.phonebook
-        if path is None:
-            return
-        from gateway.calls.phonebook import import_phonebook
+    def _phonebook(self) -> list[Service]:
+        """A phonebook that cannot be read is logged and retried, never a reason to stop."""
+        from gateway.phonebook_service import PhonebookService
 
         assert self.db is not None
-        count = import_phonebook(self.db, path)
-        log.info("phonebook %s: %d entries", path, count)
+        path = self.config.paths.phonebook
+        return [] if path is None else [PhonebookService(self.db, path)]
 
 
 async def _first_of(*waitables: Awaitable[Any]) -> None:
