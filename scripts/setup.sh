@@ -18,6 +18,7 @@ APT_PACKAGES=(
   postgresql                                             # the database past one machine (tests use a scratch server)
   chromium                                               # the console's browser tests (Playwright drives this binary)
   libtiff-tools fonts-arphic-uming fonts-arphic-ukai fonts-dejavu-core  # make_fax_corpus.py for new test faxes
+  systemd                                                # systemd-analyze: tests check examples/dutygw.service
 )
 
 missing=()

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=.venv/bin/python
 [ -x "$python" ] || { echo "test.sh: no .venv/ here; run scripts/setup.sh first" >&2; exit 1; }
+# the venv's own tools (asterisklint, dutygw) first, as an activated venv would have them
+export PATH="$PWD/.venv/bin:$PATH"
 
 if [ -z "${TEST_DUTYGW_POSTGRES_URL:-}" ]; then
   if started=$(scripts/pg-scratch.sh start); then
