@@ -48,7 +48,32 @@ def shift_figures(db: Database, config: Config, shift_key: str, as_of: datetime 
             answer_within_rings=config.duty.answer_within_rings,
             as_of=as_of,
             unsent_reports=unsent_reports(session, shift.key, shift.end),
+            watching_since=watching_since(config),
         )
+
+
+WATCHING_SINCE_FILE = "watching-since"
+"""In the data folder: when this gateway first started watching (ISO 8601), written once."""
+
+
+def watching_since(config: Config) -> datetime | None:
+    """When the gateway first watched the PBX; ``None`` if unknown (then reports cover whole shifts)."""
+    try:
+        text = (config.paths.data_dir / WATCHING_SINCE_FILE).read_text(encoding="utf-8").strip()
+        return datetime.fromisoformat(text)
+    except (OSError, ValueError):
+        return None
+
+
+def mark_watching_since(config: Config, now: datetime) -> datetime:
+    """Remember the first start (only the first); returns the remembered instant."""
+    known = watching_since(config)
+    if known is not None:
+        return known
+    path = config.paths.data_dir / WATCHING_SINCE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(now.isoformat(), encoding="utf-8")
+    return now
 
 
 def shift_info(session: Session, shift: Shift) -> ShiftInfo:
