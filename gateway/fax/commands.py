@@ -234,6 +234,7 @@ def ingest_command(args: argparse.Namespace) -> int:
             print(f"{receipt.receipt_no} {_STATUS_LABELS.get(receipt.status, receipt.status)}"
                   + (f": {'；'.join(receipt.review_reasons)}" if receipt.review_reasons else ""))
     else:
-        print(f"{path.name}: {result.outcome} ({result.reason})", file=sys.stderr)
+        print(f"{path.name}: {terms.word(terms.MAIL_STATE, result.outcome, default=result.outcome)}"
+              f"（{result.reason}）", file=sys.stderr)
     db.dispose()
     return 0 if result.receipt_id is not None else 1
