@@ -227,6 +227,7 @@ def ingest_command(args: argparse.Namespace) -> int:
     suffix = ".eml" if path.suffix.lower() in (".eml", ".msg", ".mail") else path.suffix.lower() or ".bin"
     mail_id = accept(db, Spool(config.paths.data_dir / "spool"), path.read_bytes(),
                      Arrival(clock.now(), peer=f"file:{path.name}"), suffix)
+    print(f"正在识别 {path.name}（每页需数秒）……", file=sys.stderr, flush=True)
     result = Filer(config, db, clock, default_reader_factory(config)).file(mail_id)
     if result.receipt_id is not None:
         with db.session() as session:
