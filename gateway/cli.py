@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     os.umask(UMASK)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader gone away shows here, not in the interpreter's last flush
+        return code
     except GatewayError as exc:
         log.error("%s", exc)
         return exc.exit_code

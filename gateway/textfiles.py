@@ -21,4 +21,4 @@ def decode_spreadsheet_text(data: bytes, source: object, *, what: str = "the she
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InputError(f"{source}: neither UTF-8, GB18030 nor UTF-16 text", remedy=f"save {what} as CSV (UTF-8)")
+    raise InputError(f"{source}: neither UTF-8 nor GB18030 text (nor UTF-16 with its BOM)", remedy=f"save {what} as CSV (UTF-8)")
