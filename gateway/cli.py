@@ -24,6 +24,17 @@ log = logging.getLogger("dutygw")
 QUIET_LOGGERS = ("alembic", "mail.log", "matplotlib", "PIL")
 """Libraries that log every step at INFO; their warnings still show."""
 
+ALWAYS_QUIET_LOGGERS = ("mail.log",)
+"""Quiet even with ``-v``: aiosmtpd logs every DATA line at DEBUG, so a classified fax's
+TIFF could be rebuilt from the log (issue 8.10)."""
+
+UMASK = 0o027
+"""What the gateway writes is 0750 folders / 0640 files: faxes and call records are not
+for every account on the host (the systemd unit sets the same)."""
+
+BROKEN_PIPE_EXIT = 141
+"""``dutygw fax show 2 | head``: the reader went away; exit as a shell does on SIGPIPE."""
+
 COMMAND_MODULES: tuple[str, ...] = (
     "gateway.ami.commands",
     "gateway.calls.commands",
@@ -63,16 +74,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logcontext.install()  # each line says which call, receipt or escalation it is about
-    if not args.verbose:
-        for chatty in QUIET_LOGGERS:
-            logging.getLogger(chatty).setLevel(logging.WARNING)
+    for chatty in QUIET_LOGGERS if not args.verbose else ALWAYS_QUIET_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    os.umask(UMASK)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader gone away shows here, not in the interpreter's last flush
+        return code
     except GatewayError as exc:
         log.error("%s", exc)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return BROKEN_PIPE_EXIT
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
 from gateway.cli import config_from_args
+from gateway.config import Config
+
+log = logging.getLogger("dutygw")
 
 
 def register(sub: Any) -> None:
@@ -25,7 +29,19 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # a bad configuration stops us before anything starts
     from gateway.daemon import run_daemon
 
+    _log_where(config)
+
     return run_daemon(config)
+
+
+def _log_where(config: Config) -> None:
+    """Absolute paths at start-up: which file, which data folder, which phonebook."""
+    log.info("configuration %s", config.source or "(environment only)")
+    log.info("data folder %s", config.paths.data_dir)
+    if config.paths.phonebook is not None:
+        log.info("phonebook %s", config.paths.phonebook)
+    if config.paths.roster is not None:
+        log.info("roster %s", config.paths.roster)
 
 
 def _demo(args: argparse.Namespace) -> int:

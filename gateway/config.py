@@ -268,12 +268,55 @@ def load_config(path: Path | str | None, env: Mapping[str, str] | None = None) -
     where = str(path) if path is not None else "(no file)"
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = _read_toml(Path(path))
+        raw = _anchor_paths(_read_toml(Path(path)), Path(path), where)
     raw = _apply_env(raw, env)
+    if path is None and "duty" not in raw:
+        raise ConfigError("no configuration: no file was named and no DUTYGW_DUTY_* variables are set",
+                          remedy=f"pass --config FILE (or set {CONFIG_FILE_VARIABLE}=FILE); "
+                                 "examples/dutygw.toml is an annotated example to copy")
     config = _build(Config, raw, where, "")
-    config = dataclasses.replace(config, source=Path(path) if path is not None else None)
-    _check(config, where)
+    config = dataclasses.replace(config, source=Path(path).resolve() if path is not None else None)
+    config = _absolute_paths(config)
+    _check(config, where, _origins(raw))
     return config
+
+
+PATH_KEYS: dict[str, tuple[str, ...]] = {"paths": ("data_dir", "phonebook", "roster"), "paging": ("sounds_dir",)}
+"""Keys naming files or folders. In the file they are taken from the file's own folder (so
+``dutygw -c /etc/dutygw/dutygw.toml`` finds the same data wherever it is started); from the
+environment, from the current folder, like any command-line path."""
+
+
+def _anchor_paths(raw: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
+    base = path.resolve().parent
+    anchored = {name: dict(value) if isinstance(value, dict) else value for name, value in raw.items()}
+    for section, keys in PATH_KEYS.items():
+        table = anchored.get(section)
+        if not isinstance(table, dict):
+            continue
+        for key in keys:
+            value = table.get(key)
+            if isinstance(value, str) and value:
+                table[key] = str(base / Path(value).expanduser())
+    return anchored
+
+
+def _absolute_paths(config: Config) -> Config:
+    """Every path absolute, so the start-up log and error messages say exactly where."""
+    def absolute(value: Path | None) -> Path | None:
+        return None if value is None else Path(os.path.abspath(value.expanduser()))
+
+    paths = dataclasses.replace(config.paths, data_dir=absolute(config.paths.data_dir),
+                                phonebook=absolute(config.paths.phonebook), roster=absolute(config.paths.roster))
+    paging = dataclasses.replace(config.paging, sounds_dir=absolute(config.paging.sounds_dir))
+    return dataclasses.replace(config, paths=paths, paging=paging)
+
+
+def _origins(raw: Mapping[str, Any]) -> dict[str, str]:
+    """``section.key`` → the environment variable that set it (the file set the rest)."""
+    return {f"{section}.{key}": value.variable
+            for section, table in raw.items() if isinstance(table, dict)
+            for key, value in table.items() if isinstance(value, _EnvValue)}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -281,7 +324,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} does not exist") from None
+        raise ConfigError(f"configuration file {path} does not exist",
+                          remedy="give the path of a TOML file; examples/dutygw.toml is an annotated example") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a configuration file",
+                          remedy="give the TOML file itself, e.g. --config /etc/dutygw/dutygw.toml") from None
+    except PermissionError:
+        raise ConfigError(f"configuration file {path} cannot be read (permission denied)",
+                          remedy="run as the gateway's user, or let that user read the file") from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text", remedy="save the configuration as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
@@ -374,13 +428,19 @@ def _scalar(kind: Any, value: Any) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
         raise TypeError(f"expected true or false, got {value!r}")
     if kind is int:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
             raise TypeError(f"expected a whole number, got {value!r}")
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
     if kind is float:
         if isinstance(value, bool):
             raise TypeError(f"expected a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
     if kind is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             raise TypeError(f"expected a string (quote it), got {value!r}")
@@ -390,12 +450,26 @@ def _scalar(kind: Any, value: Any) -> Any:
     if kind is Path:
         return Path(str(value))
     if kind is time:
-        return value if isinstance(value, time) else time.fromisoformat(str(value))
+        try:
+            return value if isinstance(value, time) else time.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"expected a time of day like \"08:00\", got {value!r}") from None
     raise TypeError(f"unsupported setting type {kind!r}")
 
 
-def _check(config: Config, where: str) -> None:
-    """Cross-key checks that types alone cannot express."""
+def _check(config: Config, where: str, origins: Mapping[str, str] | None = None) -> None:
+    """Cross-key checks that types alone cannot express; a key set by a variable blames it."""
+    try:
+        _check_values(config, where)
+    except ConfigError as exc:
+        message = exc.args[0]
+        for key, variable in (origins or {}).items():
+            if message.startswith(f"{where}: key {key} ") or message.startswith(f"{where}: key {key}:"):
+                raise ConfigError(variable + message[len(where):]) from None
+        raise
+
+
+def _check_values(config: Config, where: str) -> None:
     if not config.duty.numbers:
         raise ConfigError(f"{where}: key duty.numbers must name at least one duty number")
     if config.duty.ring_cadence_seconds <= 0:

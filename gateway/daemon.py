@@ -67,7 +67,6 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.db = self.db or open_database(self.config.database_url)
-        self._import_phonebook()
         ami_stop = asyncio.Event()
         listener, ami = self._build_ami()
         self.services = self._build_services(ami, listener)
@@ -121,7 +120,7 @@ class Daemon:
         reports = ReportScheduler(self.config, self.db, self.clock)
         writer = [listener.recorder] if isinstance(listener.recorder, CallWriter) else []
         # the writer stops last: every record written
-        return [*writer, mail, pager, fax, reports, *self._build_console(ami),
+        return [*writer, *self._phonebook(), mail, pager, fax, reports, *self._build_console(ami),
                 *self._spot_checks(ami, listener, mail)]
 
     def _build_console(self, ami: AmiClient) -> list[Service]:
@@ -145,15 +144,13 @@ class Daemon:
         listener.also.append(runner.on_ami_message)
         return [runner]
 
-    def _import_phonebook(self) -> None:
-        path = self.config.paths.phonebook
-        if path is None:
-            return
-        from gateway.calls.phonebook import import_phonebook
+    def _phonebook(self) -> list[Service]:
+        """A phonebook that cannot be read is logged and retried, never a reason to stop."""
+        from gateway.phonebook_service import PhonebookService
 
         assert self.db is not None
-        count = import_phonebook(self.db, path)
-        log.info("phonebook %s: %d entries", path, count)
+        path = self.config.paths.phonebook
+        return [] if path is None else [PhonebookService(self.db, path)]
 
 
 async def _first_of(*waitables: Awaitable[Any]) -> None:

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   chromium                                               # the console's browser tests (Playwright drives this binary)
   libtiff-tools fonts-arphic-uming fonts-arphic-ukai fonts-dejavu-core  # make_fax_corpus.py for new test faxes
   openssl                                                # tests: a self-signed certificate for the STARTTLS relay
+  systemd                                                # systemd-analyze: tests check examples/dutygw.service
 )
 
 missing=()

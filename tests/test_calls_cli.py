@@ -99,9 +99,9 @@ def test_missed_since_and_limit(config: Path, capsys: pytest.CaptureFixture[str]
 def test_table_lines_up_with_chinese_names(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(config), "calls"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
-    assert "张三" in "".join(lines) and "未显示号码" in "".join(lines)
+    assert "张三" in "".join(lines) and "号码隐藏" in "".join(lines)
     column = display_width(header[: header.index("被叫")])
-    for line in [line for line in lines if "呼入" in line]:
+    for line in [line for line in lines if "来电" in line]:
         dialed_at = line.find("0278765432")
         assert dialed_at > 0 and display_width(line[:dialed_at]) == column, line
 

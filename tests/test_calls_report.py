@@ -9,6 +9,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
+from gateway import terms
 from gateway.calls.parties import handled_text
 from gateway.calls.recorder import CallRecorder
 from gateway.config import load_config
@@ -53,5 +54,5 @@ def test_handled_text_wording() -> None:
     assert handled_text("8003", "8003", None, "8003", roles) == "8003 代接"
     assert handled_text("8003", "8010", "8010", "8003", roles) == "8003 代接后转 8010 带班领导"
     assert handled_text("8002", "8002", None, None, roles) == "8002"
-    assert handled_text("pbx", None, None, None) == "自动应答"
+    assert handled_text("pbx", None, None, None) == terms.AUTO_ANSWERED == "传真机自动应答"
     assert handled_text(None, None, None, None) == ""

@@ -73,7 +73,7 @@ def test_faxes_json_lists_the_register(config_file: Path, capsys: pytest.Capture
 def test_faxes_table(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(config_file, capsys, "faxes")
     lines = out.splitlines()
-    assert code == 0 and lines[0].startswith("No.") and len(lines) == 3
+    assert code == 0 and lines[0].startswith("登记号") and len(lines) == 3
     assert "传真〔2026〕0001号" in out and "2026-11-22 23:05" in out
 
 

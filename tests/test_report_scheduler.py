@@ -21,7 +21,7 @@ from gateway.config import Config, MailConfig
 from gateway.outbox import MailService
 from gateway.report.mail import KIND as REPORT_KIND
 from gateway.report.mail import report_message
-from gateway.report.query import shift_figures
+from gateway.report.query import mark_watching_since, shift_figures, watching_since
 from gateway.report.scheduler import ReportScheduler, due_reports
 from storage.db import Database
 from storage.paging import OutboundMail
@@ -108,6 +108,8 @@ def test_start_and_stop(database: Database, tmp_path: Path) -> None:
     config = night_config(tmp_path / "var", catch_up_hours=6.0)
     clock = FixedClock(local(2026, 11, 22, 8, 0, 30))
 
+    mark_watching_since(config, local(2026, 11, 21, 18, 0))  # a gateway watching since before the night
+
     async def lifecycle() -> None:
         scheduler = ReportScheduler(config, database, clock, interval_seconds=0.05)
         await scheduler.start()
@@ -120,6 +122,44 @@ def test_start_and_stop(database: Database, tmp_path: Path) -> None:
     asyncio.run(lifecycle())
     with database.session() as s:
         assert s.scalars(select(ReportRun.shift_key)).all() == [NIGHT]
+
+
+def test_on_first_start_no_report_for_a_shift_it_never_watched(database: Database, tmp_path: Path) -> None:
+    config = night_config(tmp_path / "var", catch_up_hours=36.0)
+    fill_night(database, config)  # calls exist (imported), but this gateway was not watching then
+    clock = FixedClock(local(2026, 11, 22, 8, 0, 30))
+
+    async def first_start() -> list[str]:
+        scheduler = ReportScheduler(config, database, clock)
+        await scheduler.start()
+        await scheduler.stop()
+        return await scheduler.run_once()
+
+    assert asyncio.run(first_start()) == []
+    with database.session() as s:
+        assert s.scalars(select(ReportRun)).all() == []
+    assert watching_since(config) == local(2026, 11, 22, 8, 0, 30)
+    assert due_reports(local(2026, 11, 23, 8, 0, 30), config, set(), watching_since(config)) == ["2026-11-22/night"]
+
+
+def test_a_shift_watched_from_halfway_says_so(database: Database, tmp_path: Path) -> None:
+    config = night_config(tmp_path / "var", catch_up_hours=6.0)
+    fill_night(database, config)
+    mark_watching_since(config, local(2026, 11, 21, 22, 0))
+    clock = FixedClock(local(2026, 11, 22, 8, 0, 30))
+
+    async def started() -> list[str]:
+        scheduler = ReportScheduler(config, database, clock)
+        await scheduler.start()
+        await scheduler.stop()
+        return await scheduler.run_once()
+
+    assert asyncio.run(started()) == [NIGHT]
+    figures = shift_figures(database, config, NIGHT)
+    assert figures.covered_from == local(2026, 11, 21, 22, 0)
+    html = (tmp_path / "var" / "reports" / "2026-11-21" / "night" / "report.html").read_text(encoding="utf-8")
+    assert "网关于 11月21日 22:00 开始监听" in html
+    assert shift_figures(database, config, "2026-11-22/night").covered_from is None  # watched all of it
 
 
 class Relay:

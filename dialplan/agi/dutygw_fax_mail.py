@@ -2,8 +2,11 @@
 """Mail a fax Asterisk received (or failed to receive) to the gateway's SMTP intake.
 
 Run from the dialplan's hangup handler with ``System()``, so a failed or partial fax is
-reported too. Standard library only: it runs on the PBX host, which may not have the
-gateway installed. Every fact comes as an option (already filtered to safe characters
+reported too. Standard library of Python 3.8 or newer only (nothing newer, no third-party
+package): it runs on the PBX host's own ``python3`` (Debian 11 has 3.9, Ubuntu 20.04 3.8),
+which may not have the gateway installed; ``System()`` discards its stderr, so an import
+error would lose faxes silently. ``tests/test_dialplan.py`` runs it under the oldest
+Python the machine has. Every fact comes as an option (already filtered to safe characters
 by the dialplan) and goes out as an ``X-Fax-*`` header the intake reads:
 
     dutygw_fax_mail.py --file /var/spool/asterisk/fax/x.tif --status SUCCESS --pages 3 \
@@ -13,18 +16,17 @@ The mail is retried for ``--retry-seconds`` (the gateway may be restarting); aft
 the TIFF stays where it is and the failure goes to syslog, so nothing is lost silently.
 """
 
-from __future__ import annotations
-
 import argparse
 import smtplib
 import socket
 import sys
 import syslog
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import List, Optional
 
 HEADERS = {
     "station": "X-Fax-Remote-Station",
@@ -62,7 +64,7 @@ def build_message(args: argparse.Namespace) -> EmailMessage:
 def _received(epoch: str) -> str:
     """ISO 8601 in UTC from the dialplan's ${EPOCH} (empty when unknown)."""
     try:
-        return datetime.fromtimestamp(float(epoch), UTC).isoformat(timespec="seconds")
+        return datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="seconds")
     except (TypeError, ValueError):
         return ""
 
@@ -83,7 +85,7 @@ def send(message: EmailMessage, host: str, port: int, retry_seconds: float) -> N
             delay = min(delay * 2, 60.0)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", default="")
     for key in HEADERS:
@@ -96,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     message = build_message(args)
     try:

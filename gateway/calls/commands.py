@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
+from gateway import terms
 from gateway.calls.phonebook import import_phonebook
 from gateway.calls.tracker import PBX
 from gateway.cli import config_from_args
@@ -32,16 +33,7 @@ JSON_FIELDS = (
     "final_party", "transferred_to", "picked_up_by", "note",
 )
 _TIME_FIELDS = {"arrived_at", "ringing_at", "answered_at", "ended_at", "called_back_at"}
-OUTCOME_LABELS = {
-    "answered": "已接听",
-    "missed_abandoned": "未接(来电挂断)",
-    "missed_no_answer": "未接(无人接听)",
-    "missed_busy": "未接(占线)",
-    "failed": "呼叫失败",
-    "fax": "传真",
-    "unknown": "状态不明",
-    None: "进行中",
-}
+OUTCOME_LABELS = {**terms.CALL_OUTCOME, None: terms.IN_PROGRESS}
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([mhd])", re.IGNORECASE)
 _SPAN_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -140,7 +132,7 @@ def _row_cells(row: Call, zone: Any) -> tuple[str, ...]:
     when = local_iso(row.arrived_at, zone) or ""
     who = " ".join(p for p in (row.caller_name, row.caller_unit) if p)
     rings = f"{row.rings}声 {row.ring_seconds:.0f}秒" if row.rings is not None and row.ring_seconds is not None else ""
-    answered = "自动应答" if row.answered_by == PBX else row.answered_by or ""
+    answered = terms.AUTO_ANSWERED if row.answered_by == PBX else row.answered_by or ""
     if row.picked_up_by:
         answered += " 代接"
     if row.transferred_to and row.final_party:
@@ -149,8 +141,8 @@ def _row_cells(row: Call, zone: Any) -> tuple[str, ...]:
         answered += " 超时"
     return (
         when[:19].replace("T", " "),
-        "呼入" if row.direction == "in" else "呼出",
-        "未显示号码" if row.caller_withheld else row.caller,
+        terms.word(terms.DIRECTION, row.direction),
+        terms.WITHHELD if row.caller_withheld else row.caller,
         who,
         row.dialed or "",
         rings,

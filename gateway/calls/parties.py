@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway import terms
 from gateway.calls.records import PBX
 
 
@@ -21,7 +22,7 @@ def handled_text(answered_by: str | None, final_party: str | None, transferred_t
         return f"{party} {roles[party]}" if party in roles else party
 
     if answered_by == PBX:
-        return "自动应答"
+        return terms.AUTO_ANSWERED
     first = picked_up_by or answered_by
     if first is None:
         return ""

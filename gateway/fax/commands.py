@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from gateway import terms
 from gateway.clock import SystemClock, local_iso
 from gateway.config import Config
 from gateway.errors import InputError
@@ -24,7 +25,7 @@ from storage.faxes import Receipt
 
 JSON_FIELDS = ("receipt_no", "received_at", "station", "pages", "doc_number", "issuer", "title",
                "urgency", "classification", "is_urgent", "urgency_reasons", "status")
-_STATUS_LABELS = {"reading": "识别中", "filed": "已登记", "needs_review": "待核对", "signed": "已签收"}
+_STATUS_LABELS = terms.RECEIPT_STATUS
 
 
 def register(subparsers: Any) -> None:
@@ -84,14 +85,14 @@ def register_row(receipt: Receipt, config: Config) -> dict[str, Any]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    headings = ("No.", "Received", "Station", "Pages", "Doc number", "Issuer", "Title", "Urgency", "Status")
+    headings = ("登记号", "收文时间", "发送方", "页数", "文号", "来文单位", "标题", "紧急程度", "状态")
     lines = [[r["receipt_no"], (r["received_at"] or "")[:16].replace("T", " "), r["station"] or "",
               str(r["pages"]), r["doc_number"] or "", r["issuer"] or "", _title(r),
               _urgency(r), _STATUS_LABELS.get(r["status"], r["status"])] for r in rows]
     widths = [max([_width(h)] + [_width(line[i]) for line in lines]) for i, h in enumerate(headings)]
     out = ["  ".join(_pad(h, w) for h, w in zip(headings, widths))]
     out += ["  ".join(_pad(cell, w) for cell, w in zip(line, widths)) for line in lines]
-    return "\n".join(out) if lines else out[0] + "\n(no receipts)"
+    return "\n".join(out) if lines else out[0] + "\n（没有来文）"
 
 
 def _title(row: dict[str, Any]) -> str:
@@ -159,8 +160,8 @@ def receipt_details(receipt: Receipt, config: Config) -> dict[str, Any]:
     return details
 
 
-_LABELS = (("receipt_no", "登记号"), ("received_at", "收到时间"), ("station", "发送方"),
-           ("sender_number", "主叫号码"), ("pages", "页数"), ("doc_number", "文号"), ("issuer", "发文单位"),
+_LABELS = (("receipt_no", "登记号"), ("received_at", "收文时间"), ("station", "发送方"),
+           ("sender_number", "主叫号码"), ("pages", "页数"), ("doc_number", "文号"), ("issuer", "来文单位"),
            ("title", "标题"), ("urgency", "紧急程度"), ("is_urgent", "紧急"), ("possibly_urgent", "可能紧急"),
            ("classification", "密级"), ("secrecy_period", "保密期限"), ("copy_no", "份号"),
            ("recipients", "主送"), ("doc_date", "成文日期"), ("status", "状态"),
@@ -169,7 +170,8 @@ _LABELS = (("receipt_no", "登记号"), ("received_at", "收到时间"), ("stati
 
 
 def _details_text(details: dict[str, Any]) -> str:
-    out = [f"{label}: {_show(details[key])}" for key, label in _LABELS if details.get(key) not in (None, "", [])]
+    shown = {**details, "status": terms.word(terms.RECEIPT_STATUS, details.get("status"))}
+    out = [f"{label}: {_show(shown[key])}" for key, label in _LABELS if shown.get(key) not in (None, "", [])]
     for reason in details["urgency_reasons"]:
         out.append(f"  紧急依据: {reason.get('rule')} 「{reason.get('word')}」 {reason.get('where')}")
     for page in details["page_texts"]:
@@ -225,6 +227,7 @@ def ingest_command(args: argparse.Namespace) -> int:
     suffix = ".eml" if path.suffix.lower() in (".eml", ".msg", ".mail") else path.suffix.lower() or ".bin"
     mail_id = accept(db, Spool(config.paths.data_dir / "spool"), path.read_bytes(),
                      Arrival(clock.now(), peer=f"file:{path.name}"), suffix)
+    print(f"正在识别 {path.name}（每页需数秒）……", file=sys.stderr, flush=True)
     result = Filer(config, db, clock, default_reader_factory(config)).file(mail_id)
     if result.receipt_id is not None:
         with db.session() as session:
@@ -232,6 +235,7 @@ def ingest_command(args: argparse.Namespace) -> int:
             print(f"{receipt.receipt_no} {_STATUS_LABELS.get(receipt.status, receipt.status)}"
                   + (f": {'；'.join(receipt.review_reasons)}" if receipt.review_reasons else ""))
     else:
-        print(f"{path.name}: {result.outcome} ({result.reason})", file=sys.stderr)
+        print(f"{path.name}: {terms.word(terms.MAIL_STATE, result.outcome, default=result.outcome)}"
+              f"（{result.reason}）", file=sys.stderr)
     db.dispose()
     return 0 if result.receipt_id is not None else 1

@@ -229,7 +229,7 @@ def _payload(part: Message) -> bytes:
     if not isinstance(raw, str):
         return b""
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-    data = raw.encode("ascii", "surrogateescape")
+    data = raw.encode("utf-8", "surrogateescape")  # non-ASCII in a binary "mail" too
     if encoding == "base64":
         cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
         if len(cleaned) % 4 == 1:  # one stray character cannot encode anything

@@ -14,12 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
-MISSED_KINDS = {
-    "missed_abandoned": "未接-挂断",
-    "missed_no_answer": "未接-超时",
-    "missed_busy": "忙线",
-    "failed": "未接-失败",
-}
+from gateway import terms
+
+MISSED_KINDS = terms.MISSED_OUTCOME
 """Inbound outcomes that count as missed, with the words duty staff read."""
 
 
@@ -214,6 +211,9 @@ class ShiftFigures:
     handover: HandoverRow | None = None
     """The shift's 交接班 sheet as signed in the console, if it was."""
 
+    covered_from: datetime | None = None
+    """Set when the gateway began watching during the shift: the report covers only from then."""
+
     @property
     def handed_on(self) -> tuple[CallRow, ...]:
         """Duty-line calls transferred (to the leader, a colleague) or picked up elsewhere."""
@@ -264,6 +264,7 @@ def compute(
     answer_within_rings: int = 3,
     as_of: datetime | None = None,
     unsent_reports: Sequence[UnsentReport] = (),
+    watching_since: datetime | None = None,
 ) -> ShiftFigures:
     """The report's figures; rows outside the shift window are ignored, not trusted."""
     as_of = shift.end if as_of is None else as_of
@@ -288,6 +289,8 @@ def compute(
         answer_within_rings=answer_within_rings,
         unsent_reports=tuple(unsent_reports),
         calls=mine,
+        covered_from=watching_since if watching_since is not None and shift.start < watching_since < shift.end
+        else None,
     )
 
 

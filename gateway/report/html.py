@@ -15,6 +15,7 @@ from gateway.report.layout import NONE, Document, Section, Table
 CHART_ALT = {"hourly": "各小时来电", "rings": "接听前振铃次数分布"}
 _CELL = "border:1px solid #999;padding:3px 6px;font-size:13px;vertical-align:top"
 _HEAD = _CELL + ";background:#eee;font-weight:bold"
+_MARKED = _CELL + ";background:#f8d0d0;font-weight:bold"
 
 
 def render(doc: Document, chart_src: Mapping[str, str]) -> str:
@@ -45,7 +46,8 @@ def _table(table: Table) -> str:
         return f'{caption}<p style="margin:2px 0;color:#666">{NONE}</p>'
     head = "".join(f'<th style="{_HEAD}">{escape(h)}</th>' for h in table.headings)
     rows = "".join(
-        "<tr>" + "".join(f'<td style="{_CELL}">{escape(cell)}</td>' for cell in row) + "</tr>"
-        for row in table.rows
+        "<tr>" + "".join(f'<td style="{_MARKED if i in table.marked else _CELL}">{escape(cell)}</td>'
+                         for cell in row) + "</tr>"
+        for i, row in enumerate(table.rows)
     )
     return f'{caption}<table style="border-collapse:collapse;margin:4px 0"><tr>{head}</tr>{rows}</table>'

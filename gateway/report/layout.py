@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gateway import terms
 from gateway.calls.parties import handled_text, leader_roles
-from storage.faxes import is_classified
 from gateway.report.figures import (
     MISSED_KINDS,
     CallRow,
@@ -23,18 +23,14 @@ from gateway.report.figures import (
     ShiftFigures,
     gap_of,
 )
+from storage.faxes import is_classified
 
 HIDDEN = "（密件，不显示）"
 NONE = "无"
-STATUS = {"reading": "识别中", "filed": "已登记", "needs_review": "待核对", "signed": "已签收"}
-ATTEMPT_RESULT = {
-    "planned": "待呼叫", "sent": "呼叫中", "answered": "已接听", "acknowledged": "已确认（按1）",
-    "not_acknowledged": "接听未确认", "no_answer": "无人接听", "busy": "忙线", "failed": "呼叫失败",
-    "stopped": "人工停止",
-}
-PAGE_STATE = {"open": "呼叫中", "acknowledged": "已确认", "exhausted": "全部呼叫未确认", "cancelled": "已取消",
-              "stopped": "人工停止"}
-CALL_OUTCOME = {"answered": "已接", "fax": "传真", "unknown": "结果不明", **MISSED_KINDS}
+STATUS = terms.RECEIPT_STATUS
+ATTEMPT_RESULT = terms.ATTEMPT_RESULT
+PAGE_STATE = terms.PAGE_STATE
+CALL_OUTCOME = terms.CALL_OUTCOME
 WEEKDAYS = "一二三四五六日"
 
 
@@ -43,6 +39,8 @@ class Table:
     headings: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     caption: str = ""
+    marked: frozenset[int] = frozenset()
+    """Rows (by index) to stand out: an urgent fax. The text says so too, for a grey printer."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,20 @@ def document(figures: ShiftFigures, style: Style) -> Document:
             _fax_section(figures, style),
             _pages_section(figures, style),
             _handover_section(figures, style),
+            _signature_section(),
         ),
     )
+
+
+SIGNATURE_LINES = (
+    "交班人（签字）：＿＿＿＿＿＿＿＿　　接班人（签字）：＿＿＿＿＿＿＿＿",
+    "带班领导（签字）：＿＿＿＿＿＿＿＿　　交接时间：＿＿＿＿年＿＿月＿＿日＿＿时＿＿分",
+)
+
+
+def _signature_section() -> Section:
+    """The handover is signed on the printed copy for the 值班记录 binder."""
+    return Section("十、交接班签字", SIGNATURE_LINES)
 
 
 def when(instant: datetime | None, style: Style, *, with_date: bool = False) -> str:
@@ -92,7 +102,7 @@ def when(instant: datetime | None, style: Style, *, with_date: bool = False) -> 
 
 
 def caller_text(call: CallRow) -> str:
-    return "号码隐藏" if call.caller_withheld or not call.caller else call.caller
+    return terms.WITHHELD if call.caller_withheld or not call.caller else call.caller
 
 
 def _shift_section(figures: ShiftFigures, style: Style) -> Section:
@@ -107,6 +117,9 @@ def _shift_section(figures: ShiftFigures, style: Style) -> Section:
     ]
     if shift.calendar_missing:
         lines.append("注意：日历数据缺少本年度节假日安排，节假日按配置判断。")
+    if figures.covered_from is not None:
+        lines.append(f"注意：网关于 {figures.covered_from.astimezone(style.tz):%m月%d日 %H:%M} 开始监听，"
+                     "本报告只含此后的来电和来文，此前的部分班次未监听。")
     return Section("一、班次", tuple(lines))
 
 
@@ -219,14 +232,21 @@ def _unknown_reason(call: CallRow, figures: ShiftFigures, style: Style) -> str:
 def _fax_section(figures: ShiftFigures, style: Style) -> Section:
     headings = ("登记号", "收文时间", "来文单位", "文号", "标题", "紧急程度", "密级", "页数", "状态")
     rows = tuple(_fax_row(r, style) for r in figures.faxes)
+    urgent = frozenset(i for i, r in enumerate(figures.faxes) if r.is_urgent)
     lines = [f"收文 {len(figures.faxes)} 件，其中紧急 {len(figures.urgent_faxes)} 件。"]
     if style.hidden_fields and any(is_classified(r.classification) for r in figures.faxes):
         hidden = "、".join(_FIELD_NAMES[f] for f in sorted(style.hidden_fields))
         lines.append(f"密件不显示{hidden}，请查阅纸质件。")
-    return Section("七、来文（传真）", tuple(lines), tables=(Table(headings, rows),))
+    return Section("七、来文（传真）", tuple(lines), tables=(Table(headings, rows, marked=urgent),))
 
 
 _FIELD_NAMES = {"title": "标题", "issuer": "来文单位", "doc_number": "文号"}
+URGENT_MARK = "【紧急】"
+
+
+def urgency_text(r: ReceiptRow) -> str:
+    """An urgent fax is marked in words as well as colour: 【紧急】加急."""
+    return f"{URGENT_MARK}{r.urgency or ''}" if r.is_urgent else (r.urgency or "")
 
 
 def _fax_row(r: ReceiptRow, style: Style) -> tuple[str, ...]:
@@ -237,7 +257,7 @@ def _fax_row(r: ReceiptRow, style: Style) -> tuple[str, ...]:
 
     return (
         r.receipt_no, when(r.received_at, style), shown("issuer", r.issuer), shown("doc_number", r.doc_number),
-        shown("title", r.title), r.urgency or ("紧急" if r.is_urgent else ""), r.classification or "",
+        shown("title", r.title), urgency_text(r), r.classification or "",
         str(r.pages), STATUS.get(r.status, r.status),
     )
 
@@ -277,8 +297,9 @@ def _handover_section(figures: ShiftFigures, style: Style) -> Section:
          "回拨未接通" if c.called_back_by_then(figures.as_of) else "未回拨")
         for c in figures.missed_open
     )
-    faxes = tuple((r.receipt_no, when(r.received_at, style), r.urgency or "", STATUS.get(r.status, r.status))
+    faxes = tuple((r.receipt_no, when(r.received_at, style), urgency_text(r), STATUS.get(r.status, r.status))
                   for r in figures.unsigned_faxes)
+    urgent = frozenset(i for i, r in enumerate(figures.unsigned_faxes) if r.is_urgent)
     pages = tuple((when(p.opened_at, style), "、".join(p.receipt_nos), PAGE_STATE.get(p.state, p.state)) for p in figures.unacknowledged_pages)
     lines = tuple(
         f"报告 {u.shift_key}（{when(u.made_at, style, with_date=True)} 生成）尚未发出：{u.last_error or u.state}"
@@ -287,7 +308,7 @@ def _handover_section(figures: ShiftFigures, style: Style) -> Section:
     lines = lines + _signed_sheet(figures, style)
     return Section("九、交接班事项", lines, tables=(
         Table(("来电时间", "号码", "姓名", "类型", "情况"), missed, "未处理的未接来电"),
-        Table(("登记号", "收文时间", "紧急程度", "状态"), faxes, "未签收的来文"),
+        Table(("登记号", "收文时间", "紧急程度", "状态"), faxes, "未签收的来文", marked=urgent),
         Table(("通知时间", "来文", "状态"), pages, "未确认的电话通知"),
     ))
 

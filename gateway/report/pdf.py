@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from functools import cache
+from typing import Any
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -19,11 +20,12 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, TableStyle
 from reportlab.platypus import Table as PdfTable
 
 from gateway.report.fonts import PDF_FAMILIES, find_face
-from gateway.report.layout import NONE, Document, Section, Table
+from gateway.report.layout import NONE, SIGNATURE_LINES, Document, Section, Table
 
 FONT = "ReportCJK"
 CELL_SIZE = 7.5
@@ -31,6 +33,7 @@ CELL_PADDING = 6.0
 """Points of left + right padding (2 each) plus a little slack so a cell never wraps by a hair."""
 MARGIN = 15 * mm
 WIDTH = A4[0] - 2 * MARGIN
+URGENT_FILL = colors.HexColor("#f8d0d0")
 
 
 @cache
@@ -43,11 +46,15 @@ def _register_font() -> str:
 def _styles() -> dict[str, ParagraphStyle]:
     font = _register_font()
     base = ParagraphStyle("body", fontName=font, fontSize=10, leading=14, wordWrap="CJK")
+    # keepWithNext: a heading or caption never stands alone at the foot of a page
     return {
         "title": ParagraphStyle("title", parent=base, fontSize=16, leading=22, spaceAfter=6),
-        "h2": ParagraphStyle("h2", parent=base, fontSize=12.5, leading=18, spaceBefore=8, spaceAfter=3),
+        "h2": ParagraphStyle("h2", parent=base, fontSize=12.5, leading=18, spaceBefore=8, spaceAfter=3,
+                             keepWithNext=1),
         "body": base,
-        "caption": ParagraphStyle("caption", parent=base, fontSize=9.5, spaceBefore=4),
+        "signature": ParagraphStyle("signature", parent=base, fontSize=11, leading=16, spaceBefore=14),
+        "caption": ParagraphStyle("caption", parent=base, fontSize=9.5, spaceBefore=4, spaceAfter=3,
+                                  keepWithNext=1),
         "cell": ParagraphStyle("cell", parent=base, fontSize=CELL_SIZE, leading=CELL_SIZE + 2),
     }
 
@@ -63,16 +70,20 @@ def render(doc: Document, charts: Mapping[str, bytes]) -> bytes:
         buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN, bottomMargin=MARGIN,
         title=doc.title, author="政务值班室", creator="duty-gateway",
     )
-    template.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    template.build(story, canvasmaker=_numbered(doc.title))
     return buffer.getvalue()
 
 
 def _section(section: Section, charts: Mapping[str, bytes], styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     parts: list[Flowable] = [Paragraph(escape(section.title), styles["h2"])]
-    parts += [Paragraph(escape(line), styles["body"]) for line in section.lines]
+    line_style = styles["signature"] if section.lines == SIGNATURE_LINES else styles["body"]
+    lines = [Paragraph(escape(line), line_style) for line in section.lines]
+    if section.lines == SIGNATURE_LINES:
+        lines = [KeepTogether(lines)]  # signed on one page
+    parts += lines
     for name in section.charts:
         if name in charts:
-            parts += [Spacer(1, 2 * mm), _image(charts[name])]
+            parts.append(_image(charts[name]))
     for table in section.tables:
         parts += _table(table, styles)
     return parts
@@ -92,14 +103,16 @@ def _table(table: Table, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     cell = styles["cell"]
     data = [[Paragraph(escape(text), cell) for text in row] for row in (table.headings, *table.rows)]
     grid = PdfTable(data, colWidths=_widths(table), repeatRows=1)
+    marked = [("BACKGROUND", (0, i + 1), (-1, i + 1), URGENT_FILL) for i in sorted(table.marked)]
     grid.setStyle(TableStyle([
         ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LEFTPADDING", (0, 0), (-1, -1), 2),
         ("RIGHTPADDING", (0, 0), (-1, -1), 2),
+        *marked,
     ]))
-    return parts + [Spacer(1, 1 * mm), grid]
+    return parts + [grid]  # nothing between: the caption's keepWithNext holds on to the table
 
 
 def _widths(table: Table) -> list[float]:
@@ -123,8 +136,27 @@ def _widths(table: Table) -> list[float]:
     return widths
 
 
-def _footer(canvas: object, template: SimpleDocTemplate) -> None:
-    canvas.saveState()  # type: ignore[attr-defined]
-    canvas.setFont(FONT, 8)  # type: ignore[attr-defined]
-    canvas.drawCentredString(A4[0] / 2, 8 * mm, f"{template.title}　第 {template.page} 页")  # type: ignore[attr-defined]
-    canvas.restoreState()  # type: ignore[attr-defined]
+def _numbered(title: str) -> type[Canvas]:
+    """A canvas that holds every page back until the end, then writes 第 N 页 共 M 页 on each."""
+
+    class NumberedCanvas(Canvas):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # noqa: N802 (reportlab's name)
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for state in self._pages:
+                self.__dict__.update(state)
+                self.saveState()
+                self.setFont(FONT, 8)
+                self.drawCentredString(A4[0] / 2, 8 * mm, f"{title}　第 {self._pageNumber} 页 共 {total} 页")
+                self.restoreState()
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas

@@ -50,6 +50,7 @@ def shift_figures(db: Database, config: Config, shift_key: str, as_of: datetime 
             answer_within_rings=config.duty.answer_within_rings,
             as_of=as_of,
             unsent_reports=unsent_reports(session, shift.key, shift.end),
+            watching_since=watching_since(config),
         )
         return replace(figures, handover=handover_row(session, shift.key))
 
@@ -67,6 +68,30 @@ def handover_row(session: Session, shift_key: str) -> HandoverRow | None:
     return HandoverRow(person(names, row.outgoing_by), row.outgoing_at,
                        person(names, row.incoming_by) or None, row.incoming_at, row.notes,
                        row.log_entries, tuple(str(i.get("text", "")) for i in row.items))
+
+
+WATCHING_SINCE_FILE = "watching-since"
+"""In the data folder: when this gateway first started watching (ISO 8601), written once."""
+
+
+def watching_since(config: Config) -> datetime | None:
+    """When the gateway first watched the PBX; ``None`` if unknown (then reports cover whole shifts)."""
+    try:
+        text = (config.paths.data_dir / WATCHING_SINCE_FILE).read_text(encoding="utf-8").strip()
+        return datetime.fromisoformat(text)
+    except (OSError, ValueError):
+        return None
+
+
+def mark_watching_since(config: Config, now: datetime) -> datetime:
+    """Remember the first start (only the first); returns the remembered instant."""
+    known = watching_since(config)
+    if known is not None:
+        return known
+    path = config.paths.data_dir / WATCHING_SINCE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(now.isoformat(), encoding="utf-8")
+    return now
 
 
 def shift_info(session: Session, shift: Shift) -> ShiftInfo:

@@ -26,9 +26,16 @@ log = logging.getLogger("dutygw.report.scheduler")
 CHECK_INTERVAL_SECONDS = 60.0
 
 
-def due_reports(now: datetime, config: Config, made: Collection[str]) -> list[str]:
-    """Keys of the ended, reported shifts in the catch-up window that have no report yet."""
+def due_reports(now: datetime, config: Config, made: Collection[str],
+                watching_since: datetime | None = None) -> list[str]:
+    """Keys of the ended, reported shifts in the catch-up window that have no report yet.
+
+    A shift that ended before the gateway first watched the PBX gets no report: on first
+    start there is nothing true to say about it (a shift it began watching halfway is
+    reported, and the report says from when)."""
     since = now - timedelta(hours=config.report.catch_up_hours)
+    if watching_since is not None:
+        since = max(since, watching_since)
     return [
         shift.key
         for shift in shifts_between(since, now, config.calendar, config.zone)
@@ -49,9 +56,13 @@ class ReportScheduler:
         self._interval = interval_seconds
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._watching_since: datetime | None = None
 
     async def start(self) -> None:
+        from gateway.report.query import mark_watching_since
+
         self._stop.clear()
+        self._watching_since = await asyncio.to_thread(mark_watching_since, self._config, self._clock.now())
         self._task = asyncio.create_task(self._run(), name="report-scheduler")
 
     async def stop(self) -> None:
@@ -67,7 +78,7 @@ class ReportScheduler:
         now = self._clock.now()
         since = now - timedelta(hours=self._config.report.catch_up_hours + 24)
         made = []
-        for key in due_reports(now, self._config, made_since(self._db, since)):
+        for key in due_reports(now, self._config, made_since(self._db, since), self._watching_since):
             try:
                 await asyncio.to_thread(publish, self._db, self._config, key, now)
             except (GatewayError, OSError, SQLAlchemyError) as exc:

@@ -1,0 +1,55 @@
+"""The words duty staff read, in one place: the CLI, the XLSX, the PDF and the HTML report
+all take them from here, so one thing has one name (withheld is always 号码隐藏, a busy
+line always 未接-占线, a filed fax always 已登记), never an internal value or English.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+WITHHELD = "号码隐藏"
+"""A caller who withheld the number (or whose number the carrier did not send)."""
+
+AUTO_ANSWERED = "传真机自动应答"
+"""``answered_by == "pbx"``: the PBX's ReceiveFAX answered, not a person."""
+
+DIRECTION: Mapping[str, str] = {"in": "来电", "out": "去电"}
+
+MISSED_OUTCOME: Mapping[str, str] = {
+    "missed_abandoned": "未接-挂断",
+    "missed_no_answer": "未接-超时",
+    "missed_busy": "未接-占线",
+    "failed": "未接-失败",
+}
+"""Inbound outcomes that count as missed."""
+
+CALL_OUTCOME: Mapping[str, str] = {
+    "answered": "已接", "fax": "传真", "unknown": "结果不明", **MISSED_OUTCOME,
+}
+IN_PROGRESS = "进行中"
+
+RECEIPT_STATUS: Mapping[str, str] = {
+    "reading": "识别中", "filed": "已登记", "needs_review": "待核对", "signed": "已签收",
+}
+MAIL_STATE: Mapping[str, str] = {
+    "spooled": "待登记", "filed": "已登记", "quarantined": "已隔离（未登记）", "duplicate": "重复来文（未登记）",
+}
+
+ATTEMPT_RESULT: Mapping[str, str] = {
+    "planned": "待呼叫", "sent": "呼叫中", "answered": "已接听", "acknowledged": "已确认（按1）",
+    "not_acknowledged": "接听未确认", "no_answer": "无人接听", "busy": "占线", "failed": "呼叫失败",
+    "stopped": "人工停止",
+}
+PAGE_STATE: Mapping[str, str] = {
+    "open": "呼叫中", "acknowledged": "已确认", "exhausted": "全部呼叫未确认", "cancelled": "已取消",
+    "stopped": "人工停止",
+}
+
+YES_NO: Mapping[bool | None, str] = {True: "是", False: "否", None: ""}
+
+
+def word(table: Mapping[str, str], value: str | None, *, default: str = "") -> str:
+    """The staff word for ``value``; an unknown internal value is never shown raw."""
+    if value is None:
+        return default
+    return table.get(value, default or "其他")
