@@ -21,6 +21,7 @@ from gateway.fax.spool import Arrival, Spool, accept
 from ocr.model import FaxFields, OcrLine, PageText, Reason, UrgencyDecision
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt
+from tests.conftest import FAX_FIXTURES
 from tests.fax_mails import (
     CrashingReader,
     NullReader,
@@ -177,3 +178,32 @@ def test_bare_tiff_ingest(tmp_path: Path, database: Database) -> None:
     with database.session() as session:
         receipt = session.get(Receipt, result.receipt_id)
         assert receipt is not None and receipt.pages == 2 and receipt.received_time_source == "smtp"
+
+
+def test_a_reused_message_id_never_drops_a_different_fax(tmp_path: Path, database: Database) -> None:
+    """Fax servers reuse and omit Message-IDs: a different (urgent) fax under an earlier id is read."""
+    config = fax_config(tmp_path)
+    ordinary = asterisk_mail(blank_tiff(1, height=90), station="A", pages=1, received=NIGHT, message_id="<1@pbx>")
+    urgent_tiff = (FAX_FIXTURES / "fax_022.tif").read_bytes()
+    urgent = asterisk_mail(urgent_tiff, station="B", pages=1, received=NIGHT, message_id="<1@pbx>")
+    filer = Filer(config, database, FixedClock(), NullReader)
+    first = filer.file(spooled(config, database, ordinary))
+    second = filer.file(spooled(config, database, urgent))
+    again = filer.file(spooled(config, database, urgent))  # the same fax mailed twice is a duplicate
+    assert (first.outcome, second.outcome, again.outcome) == ("filed", "filed", "duplicate")
+    assert first.receipt_id != second.receipt_id
+    with database.session() as session:
+        receipt = session.get_one(Receipt, second.receipt_id)
+        assert receipt.station == "B" and receipt.original_sha256 is not None
+        assert receipt.receipt_no in (session.get_one(InboundMail, again.mail_id).reason or "")
+
+
+def test_a_failed_fax_report_mailed_twice_is_one_receipt(tmp_path: Path, database: Database) -> None:
+    config = fax_config(tmp_path)
+    report = asterisk_mail(None, station="C", pages=0, received=NIGHT, status="FAILED", error="NO_CARRIER",
+                           message_id="<fail@pbx>")
+    other = asterisk_mail(None, station="D", pages=0, received=NIGHT, status="FAILED", error="NO_CARRIER",
+                          message_id="<fail@pbx>")
+    filer = Filer(config, database, FixedClock(), NullReader)
+    outcomes = [filer.file(spooled(config, database, raw)).outcome for raw in (report, report, other)]
+    assert outcomes == ["needs_review", "duplicate", "needs_review"]

@@ -4,7 +4,8 @@ Steps run in order, each short, each committing what it knows so a crash at any 
 is resumed by filing the same mail again (``file`` is idempotent per mail):
 
 1. read the spool file and parse it (``mail.parse_mail``); malformed → quarantined;
-2. same Message-ID or same document as an earlier receipt → ``duplicate``;
+2. same document (or, without one, the same mail bytes) as an earlier receipt → ``duplicate``
+   (a Message-ID proves nothing: fax servers reuse and omit them);
 3. no fax document → quarantined (unless the fax server reports a failed fax: that is a
    receipt needing review, since someone tried to send us something);
 4. keep the original under ``faxes/YYYY/`` and insert the numbered receipt (``reading``);
@@ -153,21 +154,27 @@ class Filer:
         return FilingResult(mail_id, state, None, reason)
 
     def _duplicate_reason(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> str | None:
-        """Why this mail repeats an earlier one (naming that receipt), or None."""
+        """Why this mail repeats an earlier one (naming that receipt), or None.
+
+        A duplicate is the same content and nothing else: the same fax document, or (for a
+        mail without one, such as a failed-fax report) the same mail byte for byte. A
+        Message-ID is no evidence: fax servers and gateways reuse and omit them.
+        """
         with self._db.session() as session:
             if session.scalar(select(Receipt.id).where(Receipt.mail_id == mail_id)) is not None:
                 return None  # resuming our own receipt after a crash
-            if fax.message_id:
-                query = (select(Receipt).join(InboundMail, Receipt.mail_id == InboundMail.id)
-                         .where(InboundMail.message_id == fax.message_id, InboundMail.id != mail_id))
-                earlier = session.scalars(query.order_by(Receipt.id)).first()
-                if earlier is not None:
-                    return f"duplicate of {earlier.receipt_no} (same Message-ID {fax.message_id})"
             if attachment is not None and attachment.data:
                 query = select(Receipt).where(Receipt.original_sha256 == attachment.sha256)
                 earlier = session.scalars(query.order_by(Receipt.id)).first()
                 if earlier is not None:
-                    return f"duplicate of {earlier.receipt_no} (same document, sha256 {attachment.sha256[:12]}…)"
+                    return f"与{earlier.receipt_no}重复（同一传真文件，sha256 {attachment.sha256[:12]}…）"
+                return None
+            raw_sha = session.get_one(InboundMail, mail_id).sha256
+            query = (select(Receipt).join(InboundMail, Receipt.mail_id == InboundMail.id)
+                     .where(InboundMail.sha256 == raw_sha, InboundMail.id != mail_id))
+            earlier = session.scalars(query.order_by(Receipt.id)).first()
+            if earlier is not None:
+                return f"与{earlier.receipt_no}重复（同一封邮件，逐字节相同）"
         return None
 
     # --- the receipt -------------------------------------------------------------------
