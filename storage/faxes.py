@@ -51,6 +51,9 @@ class Receipt(Base):
     station: Mapped[str | None] = mapped_column(String(200))
     """Sending station id (TSI) or number, from the fax server."""
     sender_number: Mapped[str | None] = mapped_column(String(50))
+    dpi_x: Mapped[int | None] = mapped_column(Integer)
+    dpi_y: Mapped[int | None] = mapped_column(Integer)
+    """The fax's resolution in dots per inch as the fax server reported it (204×98 standard)."""
     pages: Mapped[int] = mapped_column(Integer, default=0)
     original_path: Mapped[str | None] = mapped_column(String(500))
     original_sha256: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -207,3 +207,23 @@ def test_a_failed_fax_report_mailed_twice_is_one_receipt(tmp_path: Path, databas
     filer = Filer(config, database, FixedClock(), NullReader)
     outcomes = [filer.file(spooled(config, database, raw)).outcome for raw in (report, report, other)]
     assert outcomes == ["needs_review", "duplicate", "needs_review"]
+
+
+@pytest.mark.parametrize("date", ["Mon, 01 Jan 0001 00:00:00 +0800", "Fri, 31 Dec 9999 23:59:59 +0000"])
+def test_a_fax_with_an_implausible_date_is_filed_at_the_gateways_time(tmp_path: Path, database: Database,
+                                                                      date: str) -> None:
+    config = fax_config(tmp_path)
+    raw = asterisk_mail(blank_tiff(1), station="DATE", pages=1, received=NIGHT)
+    raw = raw.replace(b"X-Fax-Received: ", b"X-Old-Received: ")
+    head, body = raw.split(b"\r\n\r\n", 1)
+    head = b"\r\n".join(ln for ln in head.split(b"\r\n") if not ln.startswith(b"Date:"))
+    raw = head + f"\r\nDate: {date}\r\n\r\n".encode() + body
+    before = datetime.now(UTC)
+    result = Filer(config, database, FixedClock(), NullReader).file(spooled(config, database, raw))
+    assert result.outcome == "needs_review", result
+    with database.session() as session:
+        receipt = session.get_one(Receipt, result.receipt_id)
+        assert before <= receipt.received_at <= datetime.now(UTC)
+        assert receipt.received_time_source == "smtp" and receipt.year == before.astimezone(ZONE).year
+        assert any("不可信" in reason and date[:16] in reason for reason in receipt.review_reasons)
+        assert (receipt.dpi_x, receipt.dpi_y) == (204, 98)  # RESOLUTION: 8040x3850 pixels per metre

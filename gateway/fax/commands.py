@@ -150,6 +150,7 @@ def receipt_details(receipt: Receipt, config: Config) -> dict[str, Any]:
         secrecy_period=receipt.secrecy_period, possibly_urgent=receipt.possibly_urgent,
         urgency_decided_at=local_iso(receipt.urgency_decided_at, config.zone),
         received_time_source=receipt.received_time_source, original=receipt.original_path,
+        resolution=f"{receipt.dpi_x}×{receipt.dpi_y} dpi" if receipt.dpi_x and receipt.dpi_y else None,
         ocr_engine=receipt.ocr_engine, ocr_confidence=receipt.ocr_confidence,
         review_reasons=list(receipt.review_reasons or []), filed_at=local_iso(receipt.filed_at, config.zone),
         signed_by=receipt.signed_by, signed_at=local_iso(receipt.signed_at, config.zone),
@@ -160,7 +161,7 @@ def receipt_details(receipt: Receipt, config: Config) -> dict[str, Any]:
 
 
 _LABELS = (("receipt_no", "登记号"), ("received_at", "收到时间"), ("station", "发送方"),
-           ("sender_number", "主叫号码"), ("pages", "页数"), ("doc_number", "文号"), ("issuer", "发文单位"),
+           ("sender_number", "主叫号码"), ("pages", "页数"), ("resolution", "分辨率"), ("doc_number", "文号"), ("issuer", "发文单位"),
            ("title", "标题"), ("urgency", "紧急程度"), ("is_urgent", "紧急"), ("possibly_urgent", "可能紧急"),
            ("classification", "密级"), ("secrecy_period", "保密期限"), ("copy_no", "份号"),
            ("recipients", "主送"), ("doc_date", "成文日期"), ("status", "状态"),

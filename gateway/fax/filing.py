@@ -192,6 +192,7 @@ class Filer:
                 year=year, mail_id=mail_id, received_at=fax.received_at,
                 received_time_source=fax.received_time_source,
                 station=fax.station or fax.sender_number, sender_number=fax.sender_number,
+                dpi_x=fax.dpi[0] if fax.dpi else None, dpi_y=fax.dpi[1] if fax.dpi else None,
                 pages=fax.pages_declared or 0,
                 original_path=str(original) if original else None,
                 original_sha256=attachment.sha256 if attachment and attachment.data else None,
@@ -324,7 +325,7 @@ def _reading_reasons(reading: Reading) -> list[str]:
 
 
 def _fax_server_reasons(fax: FaxMail, attachment: Attachment | None) -> list[str]:
-    reasons = []
+    reasons = [fax.time_note] if fax.time_note else []
     if fax.failed:
         detail = "，".join(f"{k} {v}" for k, v in (("状态", fax.status), ("错误", fax.error)) if v)
         reasons.append(f"传真机报告接收失败（{detail}）" if detail else "传真机报告接收失败")
