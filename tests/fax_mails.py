@@ -171,11 +171,29 @@ class NullReader:
         self.calls.append(len(pages))
         return NullReading(tuple(texts), FaxFields(), decision)
 
+    def read_header(self, pages: Sequence[Any], *, on_page: Any = None) -> Any:
+        from ocr.reader import HeaderReading
+
+        decision = UrgencyDecision(False, False, None, None, None, (Reason("no_ocr", "", "null reader in tests"),))
+        time.sleep(self.page_delay)
+        return HeaderReading(decision, (PageText(1, (), "null", pages[0].image.width, pages[0].image.height),))
+
+    def read_rest(self, pages: Sequence[Any], header: Any, *, on_page: Any = None) -> NullReading:
+        texts = [header.texts[0]]
+        for page in pages[1:]:
+            time.sleep(self.page_delay)
+            texts.append(PageText(page.page_no, (), "null", page.image.width, page.image.height))
+        self.calls.append(len(pages))
+        return NullReading(tuple(texts), FaxFields(), header.decision)
+
 
 class CrashingReader:
     """An OCR engine that breaks (injected fault): the fax must still become a receipt."""
 
     def read(self, pages: Sequence[Any], *, on_header: Any = None) -> NullReading:
+        raise RuntimeError("injected OCR engine crash")
+
+    def read_header(self, pages: Sequence[Any], *, on_page: Any = None) -> Any:
         raise RuntimeError("injected OCR engine crash")
 
 
@@ -212,14 +230,17 @@ class RunningService:
 def running_service(
     config: Config, db: Database, reader: Any, clock: Clock | None = None, on_urgency: Any = None,
 ) -> Iterator[RunningService]:
-    """``FaxService`` on its own event loop in a thread, as the daemon would run it."""
+    """``FaxService`` on its own event loop in a thread, as the daemon would run it.
+
+    ``reader`` None: the configured reader in the service's own worker processes."""
     from gateway.fax.service import FaxService
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fax-service-loop", daemon=True)
     thread.start()
     urgent: list[tuple[int, float]] = []
-    service = FaxService(config, db, clock or SystemClock(), reader_factory=lambda: reader,
+    service = FaxService(config, db, clock or SystemClock(),
+                         reader_factory=None if reader is None else (lambda: reader),
                          on_urgency=on_urgency or (lambda rid: urgent.append((rid, time.monotonic()))))
     running = RunningService(service, loop, urgent)
     running.call(service.start(), 30)

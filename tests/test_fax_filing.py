@@ -166,7 +166,7 @@ def test_quarantine_keeps_the_spool_file(tmp_path: Path, database: Database) -> 
     assert result.outcome == "quarantined"
     with database.session() as session:
         mail = session.get(InboundMail, mail_id)
-        assert mail is not None and mail.state == "quarantined" and "no fax attachment" in (mail.reason or "")
+        assert mail is not None and mail.state == "quarantined" and "邮件中没有传真文件" in (mail.reason or "")
         assert Path(mail.spool_path).read_bytes() == b"Subject: lunch\r\n\r\nno fax here\r\n"
 
 

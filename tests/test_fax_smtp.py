@@ -298,7 +298,7 @@ def test_mails_of_the_dialplan_script_itself(service: RunningService) -> None:
     assert bad.received_at == datetime.fromtimestamp(1795333000, UTC) and bad.station == "02788881111"
 
 
-def test_stop_finishes_the_fax_being_read_and_leaves_the_rest_spooled(tmp_path: Path) -> None:
+def test_stop_abandons_the_reading_and_the_next_start_resumes_it(tmp_path: Path) -> None:
     config = fax_config(tmp_path)
     db = open_database(config.database_url)
     when = datetime(2026, 7, 1, 3, 0, tzinfo=ZONE)
@@ -309,14 +309,18 @@ def test_stop_finishes_the_fax_being_read_and_leaves_the_rest_spooled(tmp_path: 
         deadline = time.monotonic() + 30
         while not running.urgent and time.monotonic() < deadline:
             time.sleep(0.02)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 2, "stop waited for the fax being read"
     with db.session() as session:
         states = [m.state for m in session.scalars(select(InboundMail).order_by(InboundMail.id))]
-    assert states == ["filed", "spooled", "spooled"]
+        assert "reading" in session.scalars(select(Receipt.status)).all()
+    assert "spooled" in states
     with running_service(config, db, NullReader()) as running:
         running.wait_idle()
     with db.session() as session:
         assert [m.state for m in session.scalars(select(InboundMail))] == ["filed"] * 3
         assert sorted(r.seq for r in session.scalars(select(Receipt))) == [1, 2, 3]
+        assert {r.status for r in session.scalars(select(Receipt))} == {"filed"}
     db.dispose()
 
 
