@@ -40,7 +40,9 @@ PageInput = FaxPage | NormalisedPage | Image.Image
 """A page as received (normalised here), already normalised, or a ready image."""
 HeaderCallback = Callable[[UrgencyDecision, PageText], None]
 PageCallback = Callable[[int], None]
-"""Told the page number before each page is read (a watchdog's heartbeat)."""
+"""Told the page number before each page is read, and ``FIELDS_STEP`` before the register
+fields (a watchdog's heartbeat)."""
+FIELDS_STEP = -1
 LOW_PAGE_CONFIDENCE = 0.8
 REREAD_BELOW = 0.97
 """A 文号 read with less confidence than this is read again from its crop at other scales."""
@@ -117,6 +119,8 @@ class FaxReader:
                 for page, text in zip(pages, header.texts)]
         done += [self._read(page, n, on_page) for n, page in enumerate(pages[len(done):], len(done) + 1)]
         decision = header.decision
+        if on_page is not None:
+            on_page(FIELDS_STEP)
         fields = self._fields(done, decision)
         return FaxReading(tuple(p.text for p in done), fields, decision,
                           _confidence([p.text for p in done]),

@@ -323,4 +323,40 @@ def image_bytes(kind: str) -> bytes:
     return out.getvalue()
 
 
+def many_pages_tiff(pages: int = 10_000, *, width: int = 1728, height: int = 1100) -> bytes:
+    """A TIFF claiming ``pages`` pages: one blank G4 page whose directory is chained
+    ``pages`` times (every directory points at the same strip), 1.5 MB in all."""
+    from PIL import Image
+
+    one = io.BytesIO()
+    Image.new("1", (width, height), 1).save(one, "TIFF", compression="group4", dpi=(204, 98))
+    data = bytearray(one.getvalue())
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    size = 2 + 12 * count + 4
+    entries = bytes(data[ifd:ifd + size - 4])
+    out = data + b"\0" * (len(data) % 2)
+    offsets = [ifd] + [len(out) + i * size for i in range(pages - 1)]
+    out += (entries + bytes(4)) * (pages - 1)
+    for index, at in enumerate(offsets):
+        following = offsets[index + 1] if index + 1 < len(offsets) else 0
+        struct.pack_into("<I", out, at + size - 4, following)
+    return bytes(out)
+
+
+def corrupt_tiff(tiff: bytes) -> bytes:
+    """A real fax TIFF whose page 1 data is overwritten a little way in (line noise on the
+    line: libtiff decodes the rest of the page as garbage)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(tiff)) as image:
+        strip = int(image.tag_v2[273][0])
+    damaged = bytearray(tiff)
+    damaged[strip + 2000:strip + 6000] = bytes(range(256)) * 15 + bytes(160)
+    return bytes(damaged)
+
+
+POSTSCRIPT_LOOP = b"%!PS-Adobe-3.0\n{} loop\n"
+"""A PostScript program that never ends (ghostscript renders it forever)."""
+
 POSTSCRIPT = b"%!PS-Adobe-3.0\n/Helvetica findfont 24 scalefont setfont\n72 720 moveto (FAX) show\nshowpage\n"

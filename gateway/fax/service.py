@@ -55,7 +55,7 @@ ReaderFactory = Callable[[], Reader]
 HEADER, URGENT_BODY, BODY = 0, 1, 2
 """Priorities on the OCR queue (lower first)."""
 BODY_NICE = 10
-"""Workers that also read bodies run at a lower CPU priority than the header worker."""
+"""Bodies are read at a lower CPU priority than header passes."""
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 60.0
 TRANSIENT = (OperationalError, StorageError, OSError)
 """Failures of a filing step worth retrying (a locked database, a full disk)."""
@@ -73,14 +73,21 @@ def default_reader_factory(config: Config) -> ReaderFactory:
     return factory
 
 
-def build_reader(config: Config) -> Reader:
+def build_reader(config: Config, threads: int = 0) -> Reader:
+    """``threads``: RapidOCR's threads (0: onnxruntime's choice, one per core)."""
     from ocr.engines import make_engine
     from ocr.reader import FaxReader
 
     second = config.ocr.header_second_reader
     header_reader = None if second == "none" else make_engine(second)
-    reader: Reader = FaxReader(make_engine(config.ocr.engine), header_reader, config.urgency)
+    options = {"threads": threads} if threads and config.ocr.engine == "rapidocr" else {}
+    reader: Reader = FaxReader(make_engine(config.ocr.engine, **options), header_reader, config.urgency)
     return reader
+
+
+WORKER_THREADS = 1
+"""One RapidOCR thread per worker process: the workers share the cores, and idle
+onnxruntime threads spin, burning CPU the watchdog would count against the page."""
 
 
 class FaxService:
@@ -175,11 +182,10 @@ class FaxService:
     def _make_workers(self) -> list[Worker]:
         if self._reader_factory is not None:
             return [ThreadWorker(self._reader_factory)]
-        factory = functools.partial(build_reader, self._config)
+        factory = functools.partial(build_reader, self._config, WORKER_THREADS)
         count = max(1, self._config.ocr.workers)
         timeout = self._config.ocr.page_timeout_seconds
-        return [ProcessWorker(factory, timeout, name=f"dutygw-ocr-{n}", nice=BODY_NICE if n else 0)
-                for n in range(count)]
+        return [ProcessWorker(factory, timeout, name=f"dutygw-ocr-{n}", nice=BODY_NICE) for n in range(count)]
 
     # --- mails in, jobs out ------------------------------------------------------------------
 
@@ -221,7 +227,15 @@ class FaxService:
 
     async def _work(self, worker: Worker, *, header_only: bool) -> None:
         while True:
+            try:
+                await worker.ready()  # a restarted worker takes no job before its models load
+            except ReadFailed as failed:
+                log.error("OCR worker cannot start: %s", failed.reason)
+                await asyncio.sleep(RETRY_MAX_S)
+                continue
             priority, _, opened, header = await self._next_job(header_only)
+            log.debug("%s: %s of receipt %d", getattr(worker, "name", "reader"),
+                      "header pass" if priority == HEADER else "body", opened.receipt_id)
             if priority == HEADER:
                 await self._header_pass(worker, opened)
             else:

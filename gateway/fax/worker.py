@@ -3,7 +3,8 @@
 Renderers (ghostscript, PDFium, libtiff) and engines (RapidOCR, Tesseract) run in a child
 process that leads its own process group and keeps its models loaded between faxes. It
 reports the page it is on before each page; when one page takes longer than
-``ocr.page_timeout_seconds`` the whole group is killed (a ghostscript or tesseract child
+``ocr.page_timeout_seconds`` of CPU time (the process group's: a ghostscript or tesseract
+child counts; a machine busy with other work does not) the whole group is killed (a ghostscript or tesseract child
 with it), a fresh worker starts loading its models at once, and the job fails with a
 reason for the register. A poison fax (``%!PS {} loop``) costs seconds, never the queue.
 
@@ -18,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,10 +29,21 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
+TICK_S = 0.25
+"""How often the watchdog looks at the worker's CPU time."""
+WALL_FACTOR = 6
+"""A page also fails after this many times its CPU limit in wall time (a worker stuck asleep)."""
 READY_TIMEOUT_S = 300.0
 """Loading the models on a busy machine; not counted against any page."""
 HEADER_PAGES = 2
 """The header pass needs page 1, and page 2 when page 1 is a cover sheet."""
+DECODING, FIELDS = 0, -1
+"""Steps the worker reports besides page numbers."""
+HEADER_DECODE_LIMIT_S = 5.0
+"""CPU seconds to decode or render the header pass's two pages (a fax page takes well
+under one): a PostScript program that never ends is stopped here."""
+BODY_DECODE_PAGES = 3
+"""A body's decoding (all its pages at once) may take this many page limits."""
 
 ReaderFactory = Callable[[], Any]
 
@@ -85,7 +98,7 @@ def perform(reader: Any, job: Job, on_page: Callable[[int], None] | None = None)
     doc = job.document
     header = isinstance(job, HeaderJob)
     if on_page is not None:
-        on_page(1)  # decoding or rendering counts as page 1's time
+        on_page(DECODING)
     pages = load_pages(Path(doc.path), content_type=doc.content_type,
                        max_pages=min(HEADER_PAGES, doc.max_pages) if header else doc.max_pages,
                        max_pixels=doc.max_pixels, count_pages=not header)
@@ -96,6 +109,8 @@ def perform(reader: Any, job: Job, on_page: Callable[[int], None] | None = None)
 
 
 class Worker(Protocol):
+    async def ready(self) -> None: ...
+
     async def run(self, job: Job) -> Any: ...
 
     def close(self) -> None: ...
@@ -103,12 +118,10 @@ class Worker(Protocol):
 
 # --- the child process -----------------------------------------------------------------------
 
-def _child(conn: Connection, factory: ReaderFactory, nice: int) -> None:
+def _child(conn: Connection, factory: ReaderFactory, body_nice: int) -> None:
     """Runs in the worker process: build the reader once, then do jobs until told to stop."""
     os.setpgrp()  # ghostscript and tesseract are killed with us
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
-    if nice:
-        os.nice(nice)
     try:
         reader = factory()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which files the fax
@@ -122,7 +135,17 @@ def _child(conn: Connection, factory: ReaderFactory, nice: int) -> None:
             return
         if job is None:
             return
+        _set_nice(body_nice if isinstance(job, BodyJob) else 0)
         conn.send(_outcome(reader, job, lambda n: conn.send(("page", n))))
+
+
+def _set_nice(nice: int) -> None:
+    """Bodies at a lower CPU priority than header passes. Going back up needs privilege
+    (root, or systemd's ``LimitNICE=``); without it the worker stays at the lower one."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        pass
 
 
 def _outcome(reader: Any, job: Job, on_page: Callable[[int], None]) -> tuple[str, Any]:
@@ -141,7 +164,8 @@ def _outcome(reader: Any, job: Job, on_page: Callable[[int], None]) -> tuple[str
 class ProcessWorker:
     """One warm worker process, restarted when it is killed or dies."""
 
-    def __init__(self, factory: ReaderFactory, page_timeout_s: float, *, name: str, nice: int = 0) -> None:
+    def __init__(self, factory: ReaderFactory, page_timeout_s: float, *, name: str, nice: int = 10) -> None:
+        """``nice``: the CPU priority of body jobs (header passes run at the normal one)."""
         self._factory, self._timeout, self.name, self._nice = factory, page_timeout_s, name, nice
         self._process: Any = None
         self._conn: Connection | None = None
@@ -157,30 +181,42 @@ class ProcessWorker:
         child.close()
         self._conn, self._ready = parent, False
 
-    async def run(self, job: Job) -> Any:
+    async def ready(self) -> None:
+        """Wait until the models are loaded, so no job waits for that while another worker is free."""
         if self._process is None or not self._process.is_alive():
             self.close()
             self.start()
         if not self._ready:
             await self._wait_ready()
+
+    async def run(self, job: Job) -> Any:
+        await self.ready()
         assert self._conn is not None
         self._conn.send(job)
-        page = 1
+        step = DECODING
         while True:
-            message = await self._receive(self._timeout)
+            limit = self._limit(step, job)
+            message = await self._receive(limit, watch=True)
             if message is None:
                 self._restart()
-                raise ReadFailed(f"第{page}页识别超过{self._timeout:g}秒仍未完成，已中止识别，请查看原件")
+                raise ReadFailed(f"{_step_name(step)}超过{limit:g}秒（处理器时间）仍未完成，已中止识别，请查看原件")
             kind, value = message
             if kind == "page":
-                page = value
+                step = value
             elif kind == "done":
                 return value
             elif kind == "failed":
                 raise ReadFailed(value)
             else:
                 self._restart()
-                raise ReadFailed(f"识别进程在第{page}页意外退出（{value}），请查看原件")
+                raise ReadFailed(f"识别进程在{_step_name(step)}时意外退出（{value}），请查看原件")
+
+    def _limit(self, step: int, job: Job) -> float:
+        if step != DECODING:
+            return self._timeout
+        if isinstance(job, HeaderJob):
+            return min(HEADER_DECODE_LIMIT_S, self._timeout)
+        return BODY_DECODE_PAGES * self._timeout
 
     async def _wait_ready(self) -> None:
         message = await self._receive(READY_TIMEOUT_S)
@@ -191,15 +227,20 @@ class ProcessWorker:
         self._restart()
         raise ReadFailed(f"识别引擎无法启动（{why}），请查看原件")
 
-    async def _receive(self, timeout: float) -> tuple[str, Any] | None:
-        """The next message, None on timeout, ``("dead", …)`` when the process is gone."""
+    async def _receive(self, timeout: float, *, watch: bool = False) -> tuple[str, Any] | None:
+        """The next message; None when ``timeout`` passed (CPU seconds of the process group
+        when ``watch``, else wall time); ``("dead", …)`` when the process is gone."""
         conn, process = self._conn, self._process
         assert conn is not None
 
         def wait() -> tuple[str, Any] | None:
+            start_cpu, start = group_cpu_seconds(process.pid), time.monotonic()
             try:
-                if not conn.poll(timeout):
-                    return None
+                while not conn.poll(TICK_S):
+                    wall = time.monotonic() - start
+                    used = group_cpu_seconds(process.pid) - start_cpu if watch else wall
+                    if used > timeout or wall > WALL_FACTOR * timeout:
+                        return None
                 message: tuple[str, Any] = conn.recv()
                 return message
             except (EOFError, OSError):
@@ -226,6 +267,23 @@ class ProcessWorker:
             self._conn = None
 
 
+def _step_name(step: int) -> str:
+    return {DECODING: "解码附件", FIELDS: "提取登记字段"}.get(step, f"第{step}页识别")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time of every process in group ``pgid`` (Linux ``/proc``), children waited for included."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # field 5 of stat, counted after the ")" of the name
+            ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class ThreadWorker:
     """A reader object used in a thread (tests): no watchdog, the same outcomes."""
 
@@ -234,6 +292,9 @@ class ThreadWorker:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="fax-ocr")
 
     def start(self) -> None:
+        pass
+
+    async def ready(self) -> None:
         pass
 
     async def run(self, job: Job) -> Any:
