@@ -346,3 +346,22 @@ def test_an_async_urgency_subscriber_runs_on_the_service_loop(tmp_path: Path) ->
         assert done.wait(10)
     assert seen == [(1, True)]
     db.dispose()
+
+
+def test_debug_logging_never_writes_the_mail_itself(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``dutygw -v``: aiosmtpd logs every DATA line at DEBUG; a classified TIFF must not be
+    rebuildable from the log."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    config = fax_config(tmp_path)
+    db = open_database(config.database_url)
+    marker = "MARKER-OF-THE-FAX-BODY-7f3a"
+    mail = asterisk_mail(blank_tiff(1, height=71), station=marker, pages=1,
+                         received=datetime(2026, 9, 1, 2, 0, tzinfo=ZONE))
+    with running_service(config, db, NullReader()) as running:
+        assert running.send(mail)[0] == 250
+        running.wait_idle()
+    db.dispose()
+    assert "accepted inbound mail" in caplog.text  # the gateway's own lines are there
+    assert marker not in caplog.text and "X-Fax-Pages" not in caplog.text
