@@ -365,3 +365,38 @@ def test_debug_logging_never_writes_the_mail_itself(tmp_path: Path, caplog: pyte
     db.dispose()
     assert "accepted inbound mail" in caplog.text  # the gateway's own lines are there
     assert marker not in caplog.text and "X-Fax-Pages" not in caplog.text
+
+
+def test_a_filing_step_that_hits_a_locked_database_is_retried_while_running(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The database is held locked (longer than its busy timeout) just after page 1's
+    decision: the receipt is filed once the lock goes, not at the next start."""
+    import sqlite3
+    import threading
+
+    from sqlalchemy import event
+
+    config = fax_config(tmp_path)
+    db = open_database(config.database_url)
+    event.listen(db.engine, "connect", lambda conn, _record: conn.execute("PRAGMA busy_timeout=100"))
+    db.engine.dispose()  # new connections get the short busy timeout
+    locker = sqlite3.connect(config.database_url.removeprefix("sqlite:///"), check_same_thread=False,
+                             isolation_level=None)
+    released = threading.Event()
+
+    def lock_for_a_while(_receipt_id: int) -> None:
+        locker.execute("BEGIN EXCLUSIVE")
+        threading.Timer(2.0, lambda: (locker.execute("COMMIT"), released.set())).start()
+
+    mail = asterisk_mail(blank_tiff(2, height=73), station="LOCKED", pages=2,
+                         received=datetime(2026, 9, 2, 2, 0, tzinfo=ZONE))
+    with running_service(config, db, NullReader(), on_urgency=lock_for_a_while) as running:
+        assert running.send(mail)[0] == 250
+        running.wait_idle(60)
+        assert released.is_set()
+        with db.session() as session:
+            assert [m.state for m in session.scalars(select(InboundMail))] == ["filed"]
+            assert [r.status for r in session.scalars(select(Receipt))] == ["filed"]
+    assert "retrying" in caplog.text and "locked" in caplog.text
+    locker.close()
+    db.dispose()
