@@ -164,6 +164,17 @@ class UnsentReport:
 
 
 @dataclass(frozen=True)
+class SetAsideRow:
+    """Mail the intake accepted but made no receipt of (quarantined, duplicate), and why."""
+
+    received_at: datetime
+    kind: str
+    """``quarantined`` or ``duplicate``."""
+    reason: str | None
+    mail_from: str
+
+
+@dataclass(frozen=True)
 class ShiftFigures:
     shift: ShiftInfo
     as_of: datetime
@@ -185,6 +196,8 @@ class ShiftFigures:
     unsent_reports: tuple[UnsentReport, ...] = ()
     calls: tuple[CallRow, ...] = field(default=(), repr=False)
     """Every call of the shift, in order: the spreadsheet's rows."""
+    set_aside: tuple[SetAsideRow, ...] = ()
+    """Mail of the shift set aside by the fax intake (listed in the report and handover)."""
 
     @property
     def rule_met_percent(self) -> float | None:
@@ -230,6 +243,7 @@ def compute(
     answer_within_rings: int = 3,
     as_of: datetime | None = None,
     unsent_reports: Sequence[UnsentReport] = (),
+    set_aside: Iterable[SetAsideRow] = (),
 ) -> ShiftFigures:
     """The report's figures; rows outside the shift window are ignored, not trusted."""
     as_of = shift.end if as_of is None else as_of
@@ -254,6 +268,8 @@ def compute(
         answer_within_rings=answer_within_rings,
         unsent_reports=tuple(unsent_reports),
         calls=mine,
+        set_aside=tuple(sorted((m for m in set_aside if _within(shift, m.received_at)),
+                               key=lambda m: m.received_at)),
     )
 
 

@@ -22,6 +22,7 @@ from gateway.report.figures import (
     GapRow,
     PageRow,
     ReceiptRow,
+    SetAsideRow,
     ShiftFigures,
     ShiftInfo,
     UnsentReport,
@@ -29,7 +30,7 @@ from gateway.report.figures import (
 )
 from storage.calls import Call, ListenerGap, PhonebookEntry
 from storage.db import Database
-from storage.faxes import Receipt
+from storage.faxes import Receipt, set_aside_mail
 from storage.paging import Escalation, OutboundMail
 
 REPORT_MAIL_KIND = "report"
@@ -48,6 +49,7 @@ def shift_figures(db: Database, config: Config, shift_key: str, as_of: datetime 
             answer_within_rings=config.duty.answer_within_rings,
             as_of=as_of,
             unsent_reports=unsent_reports(session, shift.key, shift.end),
+            set_aside=set_aside(session, shift.start, shift.end),
         )
 
 
@@ -91,6 +93,12 @@ def gaps(session: Session, start: datetime, end: datetime) -> list[GapRow]:
 def receipts(session: Session, start: datetime, end: datetime) -> list[ReceiptRow]:
     query = select(Receipt).where(Receipt.received_at >= start, Receipt.received_at < end)
     return [_receipt_row(r) for r in session.scalars(query.order_by(Receipt.received_at))]
+
+
+def set_aside(session: Session, start: datetime, end: datetime) -> list[SetAsideRow]:
+    """Quarantined and duplicate mail of the shift (``storage.faxes.set_aside_mail``)."""
+    return [SetAsideRow(m.received_at, m.state, m.reason, m.mail_from)
+            for m in reversed(set_aside_mail(session, since=start, until=end))]
 
 
 def pages(session: Session, start: datetime, end: datetime) -> list[PageRow]:
