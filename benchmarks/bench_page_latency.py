@@ -140,6 +140,8 @@ async def run(runs: int, ahead: int) -> None:
         await fax.start()
         try:
             alone = await _through_smtp(config, fax, paging, watch, folder, runs, first=0)
+            print(f"(a) alone: {', '.join(f'{t:.2f}' for t in alone)} s; "
+                  f"header pass in-process: {', '.join(f'{t:.2f}' for t in header_times)} s", flush=True)
             queued = await _queue_ordinary(config, db, folder, ahead)
             behind = await _through_smtp(config, fax, paging, watch, folder, runs, first=10_000, wait_idle=False)
             left = await asyncio.to_thread(_unfiled, db)

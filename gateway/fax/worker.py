@@ -122,6 +122,7 @@ def _child(conn: Connection, factory: ReaderFactory, body_nice: int) -> None:
     """Runs in the worker process: build the reader once, then do jobs until told to stop."""
     os.setpgrp()  # ghostscript and tesseract are killed with us
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
+    _die_with_parent()
     try:
         reader = factory()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which files the fax
@@ -137,6 +138,16 @@ def _child(conn: Connection, factory: ReaderFactory, body_nice: int) -> None:
             return
         _set_nice(body_nice if isinstance(job, BodyJob) else 0)
         conn.send(_outcome(reader, job, lambda n: conn.send(("page", n))))
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL us when the daemon dies (kill -9), instead of reading on unwatched."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _set_nice(nice: int) -> None:
