@@ -196,7 +196,11 @@ class FaxService:
 
     def _done(self, result: FilingResult) -> None:
         self.last_results.append(result)
-        self._open_mails.discard(result.mail_id)
+        self._forget(result.mail_id)
+
+    def _forget(self, mail_id: int) -> None:
+        """Nothing more happens to this mail in this run (filed, or left for the next start)."""
+        self._open_mails.discard(mail_id)
         if not self._open_mails:
             self._all_filed.set()
 
@@ -206,7 +210,8 @@ class FaxService:
             mail_id = await self._arrivals.get()
             opened = await self._retrying(f"opening mail {mail_id}", self._filer.open, mail_id)
             if opened is None:
-                continue  # not transient: stays spooled for the next start
+                self._forget(mail_id)  # not transient: stays spooled for the next start
+                continue
             if isinstance(opened, FilingResult):
                 self._done(opened)
             elif opened.document is None:
@@ -284,6 +289,8 @@ class FaxService:
                                       opened, reading, total, list(opened.reasons) + reasons)
         if result is not None:
             self._done(result)
+        else:
+            self._forget(opened.mail_id)
 
     def _step(self, work: Awaitable[None]) -> None:
         """Database work that need not hold up the worker (the next job starts at once)."""
