@@ -156,12 +156,13 @@ async def run(runs: int, ahead: int) -> None:
 
 
 def _header_pass_times(runs: int) -> list[float]:
-    """The baseline: page 1's header pass of the same fax, in this process, models warm."""
-    from gateway.fax.service import build_reader
+    """The baseline: page 1's header pass of the same fax, in this process, models warm,
+    with the workers' settings (one RapidOCR thread)."""
+    from gateway.fax.service import WORKER_THREADS, build_reader
     from ocr.pages import load_pages
 
     config = Config(duty=DutyConfig(numbers=["1"], extensions=["1"]))
-    reader = build_reader(config)
+    reader = build_reader(config, WORKER_THREADS)  # as the workers build it
     times = []
     for n in range(runs + 1):
         start = time.perf_counter()
