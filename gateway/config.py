@@ -93,7 +93,12 @@ class OcrConfig:
     max_pages: int = 60
     max_pixels: int = 40_000_000
     """Per page, after decoding; larger is refused as a decompression bomb."""
-    workers: int = 1
+    workers: int = 2
+    """OCR worker processes (models stay loaded); with two or more, the first reads only
+    page 1's header pass of each fax, so an urgent fax never waits behind other pages."""
+    page_timeout_seconds: float = 20.0
+    """A page (decoding or rendering included) taking longer is abandoned: the worker is
+    killed and the fax filed for a person to read."""
 
 
 @dataclass(frozen=True)

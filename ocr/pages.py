@@ -14,16 +14,18 @@ show "read 60 of 100 pages".
 from __future__ import annotations
 
 import io
+import os
 import logging
 import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -44,6 +46,8 @@ log = logging.getLogger("dutygw.ocr.pages")
 PDF_DPI = 300
 """Rendering resolution of PDF and PostScript pages: what the OCR engines read best."""
 
+RENDER_TIMEOUT_S = 60
+"""Ghostscript's own limit; the intake's OCR worker kills a stuck render far sooner."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,12 @@ def load_pages(
     content_type: str | None = None,
     max_pages: int,
     max_pixels: int,
+    count_pages: bool = True,
 ) -> list[FaxPage]:
     """Read up to ``max_pages`` pages of a document; ``UnreadableDocument`` if it can't be.
+
+    ``count_pages=False`` skips counting the whole document (``total_pages`` is then the
+    pages read): the header pass wants page 1 at once, and a TIFF can chain 10,000 pages.
 
     ``content_type`` (a MIME type from the mail or the fax server) is only a hint: the
     file's own magic bytes win, because fax-to-mail gateways often say octet-stream.
@@ -82,7 +90,7 @@ def load_pages(
     loaders = {TIFF: _load_raster, PNG: _load_raster, JPEG: _load_raster, PDF: _load_pdf, POSTSCRIPT: _load_postscript}
     if kind not in loaders:
         raise UnsupportedFormat(f"not a fax image or PDF (starts with {head[:8]!r})")
-    pages = loaders[kind](source, max_pages=max_pages, max_pixels=max_pixels)
+    pages = loaders[kind](source, max_pages=max_pages, max_pixels=max_pixels, count_pages=count_pages)
     if not pages:
         raise EmptyDocument(f"the {label(kind)} document has no pages")
     if pages[0].total_pages > len(pages):
@@ -105,17 +113,24 @@ def _open(source: Path | bytes) -> IO[bytes]:
 
 # --- raster images (TIFF, PNG, JPEG) -------------------------------------------------
 
-def _load_raster(source: Path | bytes, *, max_pages: int, max_pixels: int) -> list[FaxPage]:
+def _load_raster(source: Path | bytes, *, max_pages: int, max_pixels: int,
+                 count_pages: bool = True) -> list[FaxPage]:
     with _open(source) as f, _pillow_errors():
         image = Image.open(f)
-        total = getattr(image, "n_frames", 1)
-        return [_decoded(image, i, total, max_pixels) for i in _frames(image, max_pages)]
+        if count_pages:
+            total = getattr(image, "n_frames", 1)
+            return [_decoded(image, i, total, max_pixels) for i in _frames(image, total, max_pages)]
+        pages = [_decoded(image, i, 0, max_pixels) for i in _frames(image, None, max_pages)]
+        return [replace(page, total_pages=len(pages)) for page in pages]
 
 
-def _frames(image: Image.Image, max_pages: int) -> Iterator[int]:
+def _frames(image: Image.Image, total: int | None, max_pages: int) -> Iterator[int]:
     """Seek to each frame in turn (Pillow decodes TIFF pages one at a time)."""
-    for index in range(min(getattr(image, "n_frames", 1), max_pages)):
-        image.seek(index)
+    for index in range(max_pages if total is None else min(total, max_pages)):
+        try:
+            image.seek(index)
+        except EOFError:
+            return
         yield index
 
 
@@ -124,9 +139,38 @@ def _decoded(image: Image.Image, index: int, total: int, max_pixels: int) -> Fax
     if width * height > max_pixels:
         raise DocumentTooLarge(
             f"page {index + 1} is {width}×{height} pixels, more than the limit of {max_pixels}")
-    image.load()
+    with _libtiff_complaints() as complaints:
+        image.load()
+    if complaints():
+        raise CorruptDocument(f"page {index + 1} is damaged (libtiff: {complaints()[:160]})")
     page = image.copy() if image.mode in ("1", "L") else image.convert("L")
     return FaxPage(page, _dpi(image), index + 1, total)
+
+
+_LIBTIFF_DAMAGE = re.compile(r"Bad code word|Premature EO[LF]|Read error|Uncompressed data|"
+                             r"Line length mismatch|not enough data|Incorrect count", re.IGNORECASE)
+
+
+@contextmanager
+def _libtiff_complaints() -> Iterator[Callable[[], str]]:
+    """What libtiff wrote to stderr while decoding: Pillow decodes a damaged G3/G4 page
+    without an error (the rest of the page comes out as noise), libtiff only says so there.
+    The process's stderr is borrowed for the decode (milliseconds)."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        said: list[str] = []
+        try:
+            yield lambda: " ".join(said)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            said.extend(line for line in text.splitlines() if _LIBTIFF_DAMAGE.search(line))
+            if text and not said:
+                sys.stderr.write(text)
 
 
 def _dpi(image: Image.Image) -> tuple[float, float]:
@@ -166,7 +210,8 @@ def _pillow_errors() -> Iterator[None]:
 
 # --- PDF --------------------------------------------------------------------------------
 
-def _load_pdf(source: Path | bytes, *, max_pages: int, max_pixels: int) -> list[FaxPage]:
+def _load_pdf(source: Path | bytes, *, max_pages: int, max_pixels: int,
+              count_pages: bool = True) -> list[FaxPage]:
     import pypdfium2 as pdfium  # only PDF intake needs it
 
     try:
@@ -220,7 +265,8 @@ def _render(page: object, index: int, total: int, max_pixels: int) -> FaxPage:
 
 # --- PostScript (HylaFAX may hand over .ps) ---------------------------------------------
 
-def _load_postscript(source: Path | bytes, *, max_pages: int, max_pixels: int) -> list[FaxPage]:
+def _load_postscript(source: Path | bytes, *, max_pages: int, max_pixels: int,
+                     count_pages: bool = True) -> list[FaxPage]:
     """Rasterise with ghostscript into a private folder, then read the page images."""
     gs = shutil.which("gs")
     if gs is None:
@@ -231,7 +277,7 @@ def _load_postscript(source: Path | bytes, *, max_pages: int, max_pixels: int) -
         command = [gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pnggray",
                    f"-r{PDF_DPI}", f"-dLastPage={max_pages}",
                    f"-sOutputFile={work}/page-%04d.png", str(path)]
-        result = subprocess.run(command, capture_output=True, timeout=300, check=False)
+        result = subprocess.run(command, capture_output=True, timeout=RENDER_TIMEOUT_S, check=False)
         files = sorted(Path(work).glob("page-*.png"))
         if result.returncode != 0 and not files:
             raise CorruptDocument(f"ghostscript could not read the PostScript: "

@@ -1,10 +1,11 @@
 """Read a fax: page 1's header first (so paging can start), then the rest, then the fields.
 
-The fast path: page 1 is normalised and read, its header zone is decided (RapidOCR's page
+The fast path (``read_header``): page 1 is normalised and read, its header zone is decided (RapidOCR's page
 plus a second reader of the header zone only, ticks read from the image), and ``on_header``
 is called *before* any later page is OCR'd. A cover sheet's decision also needs the first
 page of the document it carries, so for a cover page 2 is read before ``on_header`` too.
-Then the remaining pages, then the register fields. Everything the reader finds doubtful
+Then (``read_rest``, which the intake may run much later and in another process) the
+remaining pages, then the register fields. Everything the reader finds doubtful
 becomes a review reason (in Chinese: duty staff read them).
 """
 
@@ -38,6 +39,10 @@ log = logging.getLogger("dutygw.ocr.reader")
 PageInput = FaxPage | NormalisedPage | Image.Image
 """A page as received (normalised here), already normalised, or a ready image."""
 HeaderCallback = Callable[[UrgencyDecision, PageText], None]
+PageCallback = Callable[[int], None]
+"""Told the page number before each page is read, and ``FIELDS_STEP`` before the register
+fields (a watchdog's heartbeat)."""
+FIELDS_STEP = -1
 LOW_PAGE_CONFIDENCE = 0.8
 REREAD_BELOW = 0.97
 """A 文号 read with less confidence than this is read again from its crop at other scales."""
@@ -59,6 +64,16 @@ class FaxReading:
 
 
 @dataclass(frozen=True)
+class HeaderReading:
+    """What the header pass found: the decision and the pages it read (plain values, so the
+    header pass and the rest can run in different processes)."""
+
+    decision: UrgencyDecision
+    texts: tuple[PageText, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class _Page:
     source: PageInput
     image: Image.Image
@@ -77,24 +92,45 @@ class FaxReader:
     def read(self, pages: Sequence[PageInput], *,
              on_header: HeaderCallback | None = None) -> FaxReading:
         """Read all pages; ``on_header`` gets the urgency decision as soon as it is known."""
+        header = self.read_header(pages)
+        if on_header is not None:
+            on_header(header.decision, header.texts[0])
+        return self.read_rest(pages, header)
+
+    def read_header(self, pages: Sequence[PageInput], *,
+                    on_page: PageCallback | None = None) -> HeaderReading:
+        """The fast path: page 1 (and, for a cover sheet, page 2) and the urgency decision.
+
+        ``pages`` needs only those pages; the intake runs this for every fax before any
+        other page of any fax is read."""
         if not pages:
             raise ValueError("a fax has at least one page")
-        done = [self._read(pages[0], 1)]
+        done = [self._read(pages[0], 1, on_page)]
         if guess_kind(done[0].layout) == "cover" and len(pages) > 1:
-            done.append(self._read(pages[1], 2))
+            done.append(self._read(pages[1], 2, on_page))
         notes: list[str] = []
         decision = self._decide(done, notes)
-        if on_header is not None:
-            on_header(decision, done[0].text)
-        done += [self._read(page, n) for n, page in enumerate(pages[len(done):], len(done) + 1)]
+        return HeaderReading(decision, tuple(p.text for p in done), tuple(notes))
+
+    def read_rest(self, pages: Sequence[PageInput], header: HeaderReading, *,
+                  on_page: PageCallback | None = None) -> FaxReading:
+        """The other pages and the register fields, after ``read_header`` (maybe elsewhere)."""
+        done = [_Page(page, _image(page, self.options), text, layout(text))
+                for page, text in zip(pages, header.texts)]
+        done += [self._read(page, n, on_page) for n, page in enumerate(pages[len(done):], len(done) + 1)]
+        decision = header.decision
+        if on_page is not None:
+            on_page(FIELDS_STEP)
         fields = self._fields(done, decision)
         return FaxReading(tuple(p.text for p in done), fields, decision,
                           _confidence([p.text for p in done]),
-                          tuple(notes + _review(done, fields, decision)))
+                          tuple(header.notes) + tuple(_review(done, fields, decision)))
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _read(self, page: PageInput, page_no: int) -> _Page:
+    def _read(self, page: PageInput, page_no: int, on_page: PageCallback | None = None) -> _Page:
+        if on_page is not None:
+            on_page(page_no)
         image = _image(page, self.options)
         try:
             text = self.engine.read(image, page_no=page_no)

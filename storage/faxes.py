@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from storage.base import Base, UTCDateTime
 
@@ -59,6 +59,9 @@ class Receipt(Base):
     station: Mapped[str | None] = mapped_column(String(200))
     """Sending station id (TSI) or number, from the fax server."""
     sender_number: Mapped[str | None] = mapped_column(String(50))
+    dpi_x: Mapped[int | None] = mapped_column(Integer)
+    dpi_y: Mapped[int | None] = mapped_column(Integer)
+    """The fax's resolution in dots per inch as the fax server reported it (204×98 standard)."""
     pages: Mapped[int] = mapped_column(Integer, default=0)
     original_path: Mapped[str | None] = mapped_column(String(500))
     original_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -119,3 +122,20 @@ class ReceiptPage(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     receipt: Mapped[Receipt] = relationship(back_populates="page_texts")
+
+
+SET_ASIDE_STATES = ("quarantined", "duplicate")
+
+
+def set_aside_mail(session: Session, since: datetime | None = None,
+                   until: datetime | None = None) -> list[InboundMail]:
+    """Mail accepted but made no receipt (quarantined, or a duplicate), newest first.
+
+    Each keeps its spool file and says why (``reason``): the fax register, the shift
+    report and the handover list them, so nothing accepted vanishes from view."""
+    query = select(InboundMail).where(InboundMail.state.in_(SET_ASIDE_STATES))
+    if since is not None:
+        query = query.where(InboundMail.received_at >= since)
+    if until is not None:
+        query = query.where(InboundMail.received_at < until)
+    return list(session.scalars(query.order_by(InboundMail.received_at.desc(), InboundMail.id.desc())))

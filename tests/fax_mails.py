@@ -171,11 +171,29 @@ class NullReader:
         self.calls.append(len(pages))
         return NullReading(tuple(texts), FaxFields(), decision)
 
+    def read_header(self, pages: Sequence[Any], *, on_page: Any = None) -> Any:
+        from ocr.reader import HeaderReading
+
+        decision = UrgencyDecision(False, False, None, None, None, (Reason("no_ocr", "", "null reader in tests"),))
+        time.sleep(self.page_delay)
+        return HeaderReading(decision, (PageText(1, (), "null", pages[0].image.width, pages[0].image.height),))
+
+    def read_rest(self, pages: Sequence[Any], header: Any, *, on_page: Any = None) -> NullReading:
+        texts = [header.texts[0]]
+        for page in pages[1:]:
+            time.sleep(self.page_delay)
+            texts.append(PageText(page.page_no, (), "null", page.image.width, page.image.height))
+        self.calls.append(len(pages))
+        return NullReading(tuple(texts), FaxFields(), header.decision)
+
 
 class CrashingReader:
     """An OCR engine that breaks (injected fault): the fax must still become a receipt."""
 
     def read(self, pages: Sequence[Any], *, on_header: Any = None) -> NullReading:
+        raise RuntimeError("injected OCR engine crash")
+
+    def read_header(self, pages: Sequence[Any], *, on_page: Any = None) -> Any:
         raise RuntimeError("injected OCR engine crash")
 
 
@@ -212,14 +230,17 @@ class RunningService:
 def running_service(
     config: Config, db: Database, reader: Any, clock: Clock | None = None, on_urgency: Any = None,
 ) -> Iterator[RunningService]:
-    """``FaxService`` on its own event loop in a thread, as the daemon would run it."""
+    """``FaxService`` on its own event loop in a thread, as the daemon would run it.
+
+    ``reader`` None: the configured reader in the service's own worker processes."""
     from gateway.fax.service import FaxService
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fax-service-loop", daemon=True)
     thread.start()
     urgent: list[tuple[int, float]] = []
-    service = FaxService(config, db, clock or SystemClock(), reader_factory=lambda: reader,
+    service = FaxService(config, db, clock or SystemClock(),
+                         reader_factory=None if reader is None else (lambda: reader),
                          on_urgency=on_urgency or (lambda rid: urgent.append((rid, time.monotonic()))))
     running = RunningService(service, loop, urgent)
     running.call(service.start(), 30)
@@ -301,5 +322,41 @@ def image_bytes(kind: str) -> bytes:
     image.save(out, kind, dpi=(200, 200))
     return out.getvalue()
 
+
+def many_pages_tiff(pages: int = 10_000, *, width: int = 1728, height: int = 1100) -> bytes:
+    """A TIFF claiming ``pages`` pages: one blank G4 page whose directory is chained
+    ``pages`` times (every directory points at the same strip), 1.5 MB in all."""
+    from PIL import Image
+
+    one = io.BytesIO()
+    Image.new("1", (width, height), 1).save(one, "TIFF", compression="group4", dpi=(204, 98))
+    data = bytearray(one.getvalue())
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    size = 2 + 12 * count + 4
+    entries = bytes(data[ifd:ifd + size - 4])
+    out = data + b"\0" * (len(data) % 2)
+    offsets = [ifd] + [len(out) + i * size for i in range(pages - 1)]
+    out += (entries + bytes(4)) * (pages - 1)
+    for index, at in enumerate(offsets):
+        following = offsets[index + 1] if index + 1 < len(offsets) else 0
+        struct.pack_into("<I", out, at + size - 4, following)
+    return bytes(out)
+
+
+def corrupt_tiff(tiff: bytes) -> bytes:
+    """A real fax TIFF whose page 1 data is overwritten a little way in (line noise on the
+    line: libtiff decodes the rest of the page as garbage)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(tiff)) as image:
+        strip = int(image.tag_v2[273][0])
+    damaged = bytearray(tiff)
+    damaged[strip + 2000:strip + 6000] = bytes(range(256)) * 15 + bytes(160)
+    return bytes(damaged)
+
+
+POSTSCRIPT_LOOP = b"%!PS-Adobe-3.0\n{} loop\n"
+"""A PostScript program that never ends (ghostscript renders it forever)."""
 
 POSTSCRIPT = b"%!PS-Adobe-3.0\n/Helvetica findfont 24 scalefont setfont\n72 720 moveto (FAX) show\nshowpage\n"

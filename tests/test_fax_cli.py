@@ -111,3 +111,29 @@ def test_classified_title_is_shown_in_the_register(config_file: Path, capsys: py
 
 def test_ingest_of_a_missing_file_is_an_input_error(config_file: Path, tmp_path: Path) -> None:
     assert main(["--config", str(config_file), "fax", "ingest", str(tmp_path / "none.tif")]) == 4
+
+
+def test_set_aside_mail_is_listed_with_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fax_mails import blank_tiff
+
+    path = tmp_path / "dutygw.toml"
+    path.write_text(f'[duty]\nnumbers = ["02787654321"]\nextensions = ["8001"]\n'
+                    f'[paths]\ndata_dir = "{tmp_path / "var"}"\n'
+                    f'[ocr]\nengine = "tesseract"\nheader_second_reader = "none"\n')
+    document = tmp_path / "fax.tif"
+    document.write_bytes(blank_tiff(1, height=120))
+    lunch = tmp_path / "lunch.eml"
+    lunch.write_bytes(b"From: a@b\r\nSubject: lunch\r\n\r\nno fax here\r\n")
+    assert main(["--config", str(path), "fax", "ingest", str(document)]) == 0
+    assert main(["--config", str(path), "fax", "ingest", str(document)]) == 1  # the same fax again
+    assert main(["--config", str(path), "fax", "ingest", str(lunch)]) == 1
+    code, out = run(path, capsys, "fax", "setaside", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and sorted(r["kind"] for r in rows) == ["重复", "隔离"]
+    by_kind = {r["kind"]: r for r in rows}
+    assert "传真〔" in by_kind["重复"]["reason"] and "邮件中没有传真文件" in by_kind["隔离"]["reason"]
+    assert all(Path(r["spool"]).is_file() for r in rows)
+    code, out = run(path, capsys, "fax", "setaside")
+    assert code == 0 and "未登记的来信" in out and "原因：" in out
+    code, out = run(path, capsys, "faxes")
+    assert code == 0 and "另有 2 封来信" in out

@@ -120,3 +120,59 @@ def test_kill_9_with_faxes_queued_then_restart(tmp_path: Path) -> None:
             process.kill()
             process.wait(10)
         db.dispose()
+
+
+def long_fax(pages: int = 8) -> bytes:
+    """A real fax of ``pages`` pages (fax_012's three pages over and over)."""
+    import io
+
+    from PIL import Image, ImageSequence
+
+    with Image.open(FAX_FIXTURES / "fax_012.tif") as image:
+        frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
+    frames = (frames * pages)[:pages]
+    out = io.BytesIO()
+    frames[0].save(out, "TIFF", compression="group4", save_all=True, append_images=frames[1:], dpi=(204, 98))
+    return out.getvalue()
+
+
+@pytest.mark.ocr
+def test_sigterm_while_a_fax_is_read_stops_in_seconds_and_the_fax_resumes(tmp_path: Path) -> None:
+    import smtplib
+
+    port = free_port()
+    config = write_config(tmp_path, port)
+    log = tmp_path / "daemon.log"
+    process = start(config, port, log)
+    db = open_database(f"sqlite:///{tmp_path / 'var' / 'dutygw.sqlite'}")
+    try:
+        raw = asterisk_mail(long_fax(), station="LONG", pages=8, received=datetime(2026, 11, 22, 2, 0, tzinfo=ZONE))
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+            client.sendmail("fax@pbx", ["fax@duty.local"], crlf(raw))
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # page 1 decided: the other seven pages are being read
+            with db.session() as session:
+                if session.scalars(select(Receipt.urgency_decided_at)).first() is not None:
+                    break
+            time.sleep(0.05)
+        stopping = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(120)
+        took = time.monotonic() - stopping
+        with db.session() as session:
+            assert session.scalars(select(Receipt.status)).all() == ["reading"], "nothing was being read"
+        assert took < 10, f"SIGTERM took {took:.1f} s"
+
+        process = start(config, port, log)
+        deadline = time.monotonic() + 600
+        while counts(db)[0] < 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        with db.session() as session:
+            (receipt,) = session.scalars(select(Receipt)).all()
+            assert receipt.status in ("filed", "needs_review") and receipt.pages == 8, log.read_text()[-3000:]
+            assert len(receipt.page_texts) == 8
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+        db.dispose()

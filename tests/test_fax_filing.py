@@ -21,6 +21,7 @@ from gateway.fax.spool import Arrival, Spool, accept
 from ocr.model import FaxFields, OcrLine, PageText, Reason, UrgencyDecision
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt
+from tests.conftest import FAX_FIXTURES
 from tests.fax_mails import (
     CrashingReader,
     NullReader,
@@ -165,7 +166,7 @@ def test_quarantine_keeps_the_spool_file(tmp_path: Path, database: Database) -> 
     assert result.outcome == "quarantined"
     with database.session() as session:
         mail = session.get(InboundMail, mail_id)
-        assert mail is not None and mail.state == "quarantined" and "no fax attachment" in (mail.reason or "")
+        assert mail is not None and mail.state == "quarantined" and "邮件中没有传真文件" in (mail.reason or "")
         assert Path(mail.spool_path).read_bytes() == b"Subject: lunch\r\n\r\nno fax here\r\n"
 
 
@@ -177,3 +178,52 @@ def test_bare_tiff_ingest(tmp_path: Path, database: Database) -> None:
     with database.session() as session:
         receipt = session.get(Receipt, result.receipt_id)
         assert receipt is not None and receipt.pages == 2 and receipt.received_time_source == "smtp"
+
+
+def test_a_reused_message_id_never_drops_a_different_fax(tmp_path: Path, database: Database) -> None:
+    """Fax servers reuse and omit Message-IDs: a different (urgent) fax under an earlier id is read."""
+    config = fax_config(tmp_path)
+    ordinary = asterisk_mail(blank_tiff(1, height=90), station="A", pages=1, received=NIGHT, message_id="<1@pbx>")
+    urgent_tiff = (FAX_FIXTURES / "fax_022.tif").read_bytes()
+    urgent = asterisk_mail(urgent_tiff, station="B", pages=1, received=NIGHT, message_id="<1@pbx>")
+    filer = Filer(config, database, FixedClock(), NullReader)
+    first = filer.file(spooled(config, database, ordinary))
+    second = filer.file(spooled(config, database, urgent))
+    again = filer.file(spooled(config, database, urgent))  # the same fax mailed twice is a duplicate
+    assert (first.outcome, second.outcome, again.outcome) == ("filed", "filed", "duplicate")
+    assert first.receipt_id != second.receipt_id
+    with database.session() as session:
+        receipt = session.get_one(Receipt, second.receipt_id)
+        assert receipt.station == "B" and receipt.original_sha256 is not None
+        assert receipt.receipt_no in (session.get_one(InboundMail, again.mail_id).reason or "")
+
+
+def test_a_failed_fax_report_mailed_twice_is_one_receipt(tmp_path: Path, database: Database) -> None:
+    config = fax_config(tmp_path)
+    report = asterisk_mail(None, station="C", pages=0, received=NIGHT, status="FAILED", error="NO_CARRIER",
+                           message_id="<fail@pbx>")
+    other = asterisk_mail(None, station="D", pages=0, received=NIGHT, status="FAILED", error="NO_CARRIER",
+                          message_id="<fail@pbx>")
+    filer = Filer(config, database, FixedClock(), NullReader)
+    outcomes = [filer.file(spooled(config, database, raw)).outcome for raw in (report, report, other)]
+    assert outcomes == ["needs_review", "duplicate", "needs_review"]
+
+
+@pytest.mark.parametrize("date", ["Mon, 01 Jan 0001 00:00:00 +0800", "Fri, 31 Dec 9999 23:59:59 +0000"])
+def test_a_fax_with_an_implausible_date_is_filed_at_the_gateways_time(tmp_path: Path, database: Database,
+                                                                      date: str) -> None:
+    config = fax_config(tmp_path)
+    raw = asterisk_mail(blank_tiff(1), station="DATE", pages=1, received=NIGHT)
+    raw = raw.replace(b"X-Fax-Received: ", b"X-Old-Received: ")
+    head, body = raw.split(b"\r\n\r\n", 1)
+    head = b"\r\n".join(ln for ln in head.split(b"\r\n") if not ln.startswith(b"Date:"))
+    raw = head + f"\r\nDate: {date}\r\n\r\n".encode() + body
+    before = datetime.now(UTC)
+    result = Filer(config, database, FixedClock(), NullReader).file(spooled(config, database, raw))
+    assert result.outcome == "needs_review", result
+    with database.session() as session:
+        receipt = session.get_one(Receipt, result.receipt_id)
+        assert before <= receipt.received_at <= datetime.now(UTC)
+        assert receipt.received_time_source == "smtp" and receipt.year == before.astimezone(ZONE).year
+        assert any("不可信" in reason and date[:16] in reason for reason in receipt.review_reasons)
+        assert (receipt.dpi_x, receipt.dpi_y) == (204, 98)  # RESOLUTION: 8040x3850 pixels per metre

@@ -9,7 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.fax.mail import FaxMail, decode_header, document_mail, parse_mail, parse_time, sniff
+from gateway.fax.mail import (
+    FaxMail,
+    decode_header,
+    document_mail,
+    parse_mail,
+    parse_time,
+    resolution_dpi,
+    sniff,
+)
 from tests.conftest import FAX_FIXTURES
 from tests.fax_mails import asterisk_mail, commercial_mail, crlf, hylafax_mail
 
@@ -153,3 +161,47 @@ def test_spandsp_tiff_tags_are_fax_server_facts() -> None:
 def test_real_asterisk_received_tiff_is_sniffed() -> None:
     received = next((FAX_FIXTURES.parent / "fax-received").glob("*.tif"))
     assert sniff(Path(received).read_bytes()) == "image/tiff"
+
+
+@pytest.mark.parametrize("date", [
+    "Mon, 01 Jan 0001 00:00:00 +0800",   # overflows when converted to UTC
+    "Fri, 31 Dec 9999 23:59:59 +0000",   # would be numbered 传真〔9999〕
+    "Thu, 01 Jan 1970 08:00:00 +0800",   # a dead clock battery
+    "Sat, 01 Dec 2029 10:00:00 +0800",   # years ahead
+])
+def test_an_implausible_sender_time_gives_way_to_the_gateways_clock(date: str) -> None:
+    raw = crlf(f"From: fax@pbx\nTo: fax@duty.local\nSubject: fax\nDate: {date}\n"
+               f"Message-ID: <t@pbx>\nMIME-Version: 1.0\nContent-Type: image/tiff\n"
+               f"Content-Transfer-Encoding: base64\n\n".encode() + base64.encodebytes(TIFF[:3000]))
+    mail = parse(raw)
+    assert (mail.received_at, mail.received_time_source) == (ARRIVED, "smtp")
+    assert mail.time_note is not None and "不可信" in mail.time_note and date[:16] in mail.time_note
+
+
+def test_an_implausible_fax_server_time_falls_back_to_a_plausible_date_header() -> None:
+    raw = asterisk_mail(TIFF, station="S", pages=1, received=LOCAL)
+    raw = raw.replace(b"X-Fax-Received: " + LOCAL.isoformat(timespec="seconds").encode(),
+                      b"X-Fax-Received: 9999-12-31T23:59:59+08:00")
+    mail = parse(raw)
+    assert (mail.received_at, mail.received_time_source) == (LOCAL, "date_header")
+    assert mail.time_note is None
+
+
+def test_a_plausible_late_delivery_keeps_the_senders_time() -> None:
+    """A fax server that held mail while the gateway was down: the fax's own time is the truth."""
+    mail = parse(hylafax_mail(TIFF, station="S", pages=1, received=LOCAL))
+    assert (mail.received_at, mail.received_time_source, mail.time_note) == (LOCAL, "fax_server", None)
+
+
+@pytest.mark.parametrize(("text", "dpi"), [
+    ("8031x3850", (204, 98)), ("8031x7700", (204, 196)), ("204x196", (204, 196)),
+    ("Normal", (204, 98)), ("Fine", (204, 196)), ("", None), (None, None),
+])
+def test_resolution_is_stored_as_dpi(text: str | None, dpi: tuple[int, int] | None) -> None:
+    assert resolution_dpi(text) == dpi
+
+
+def test_asterisk_resolution_in_pixels_per_metre_becomes_dpi() -> None:
+    raw = asterisk_mail(TIFF, station="S", pages=1, received=LOCAL).replace(
+        b"X-Fax-Status:", b"X-Fax-Resolution: 8031x3850\r\nX-Fax-Status:")
+    assert parse(raw).dpi == (204, 98)

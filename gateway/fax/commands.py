@@ -1,4 +1,4 @@
-"""``dutygw faxes`` and ``dutygw fax show|sign|ingest``: the duty room's fax register by hand.
+"""``dutygw faxes`` and ``dutygw fax show|sign|setaside|ingest``: the duty room's fax register by hand.
 
 The register shows a classified fax's title (it is the duty room's own book); e-mail
 never does, and nothing here sends mail.
@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from gateway.clock import SystemClock, local_iso
 from gateway.config import Config
 from gateway.errors import InputError
 from storage.db import Database, open_database
-from storage.faxes import Receipt
+from storage.faxes import InboundMail, Receipt, set_aside_mail
 
 JSON_FIELDS = ("receipt_no", "received_at", "station", "pages", "doc_number", "issuer", "title",
                "urgency", "classification", "is_urgent", "urgency_reasons", "status")
@@ -45,6 +46,10 @@ def register(subparsers: Any) -> None:
     sign.add_argument("receipt")
     sign.add_argument("--by", required=True, help="who signs")
     sign.set_defaults(func=sign_command)
+    aside = actions.add_parser("setaside", help="mail set aside (quarantined, duplicates) and why")
+    aside.add_argument("--since", default="7d", help="24h, 7d, or a date (default 7d)")
+    aside.add_argument("--format", choices=("table", "json"), default="table")
+    aside.set_defaults(func=set_aside_command)
     ingest = actions.add_parser("ingest", help="file a .eml, .tif or .pdf by hand")
     ingest.add_argument("file", type=Path)
     ingest.set_defaults(func=ingest_command)
@@ -68,12 +73,45 @@ def list_command(args: argparse.Namespace) -> int:
         if args.limit:
             query = query.limit(args.limit)
         rows = [register_row(r, config) for r in session.scalars(query)]
+        aside = len(set_aside_mail(session, since=SystemClock().now() - timedelta(days=7)))
     db.dispose()
     if args.format == "json":
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     else:
         print(_table(rows))
+        if aside:
+            print(f"\n另有 {aside} 封来信近 7 天未登记（隔离或重复），查看：dutygw fax setaside")
     return 0
+
+
+# --- fax setaside ----------------------------------------------------------------------------
+
+_ASIDE_LABELS = {"quarantined": "隔离", "duplicate": "重复"}
+
+
+def set_aside_command(args: argparse.Namespace) -> int:
+    from gateway.calls.commands import parse_since
+
+    config, db = _open(args)
+    since = parse_since(args.since, SystemClock().now(), config.zone)
+    with db.session() as session:
+        rows = [set_aside_row(mail, config) for mail in set_aside_mail(session, since=since)]
+    db.dispose()
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    print(f"未登记的来信（{args.since} 内）：{len(rows)} 封")
+    for row in rows:
+        print(f"{row['received_at'][:19].replace('T', ' ')}  {row['kind']}  发件：{row['mail_from'] or '（无）'}"
+              f"  来自：{row['peer'] or '（无）'}\n    原因：{row['reason'] or '（未记录）'}\n    留存：{row['spool']}")
+    return 0
+
+
+def set_aside_row(mail: InboundMail, config: Config) -> dict[str, Any]:
+    return {"mail_id": mail.id, "received_at": local_iso(mail.received_at, config.zone),
+            "kind": _ASIDE_LABELS.get(mail.state, mail.state), "state": mail.state, "reason": mail.reason,
+            "mail_from": mail.mail_from, "peer": mail.peer, "message_id": mail.message_id,
+            "spool": mail.spool_path, "size": mail.size}
 
 
 def register_row(receipt: Receipt, config: Config) -> dict[str, Any]:
@@ -151,6 +189,7 @@ def receipt_details(receipt: Receipt, config: Config) -> dict[str, Any]:
         secrecy_period=receipt.secrecy_period, possibly_urgent=receipt.possibly_urgent,
         urgency_decided_at=local_iso(receipt.urgency_decided_at, config.zone),
         received_time_source=receipt.received_time_source, original=receipt.original_path,
+        resolution=f"{receipt.dpi_x}×{receipt.dpi_y} dpi" if receipt.dpi_x and receipt.dpi_y else None,
         ocr_engine=receipt.ocr_engine, ocr_confidence=receipt.ocr_confidence,
         review_reasons=list(receipt.review_reasons or []), filed_at=local_iso(receipt.filed_at, config.zone),
         signed_by=receipt.signed_by, signed_at=local_iso(receipt.signed_at, config.zone),
@@ -161,7 +200,7 @@ def receipt_details(receipt: Receipt, config: Config) -> dict[str, Any]:
 
 
 _LABELS = (("receipt_no", "登记号"), ("received_at", "收文时间"), ("station", "发送方"),
-           ("sender_number", "主叫号码"), ("pages", "页数"), ("doc_number", "文号"), ("issuer", "来文单位"),
+           ("sender_number", "主叫号码"), ("pages", "页数"), ("resolution", "分辨率"), ("doc_number", "文号"), ("issuer", "来文单位"),
            ("title", "标题"), ("urgency", "紧急程度"), ("is_urgent", "紧急"), ("possibly_urgent", "可能紧急"),
            ("classification", "密级"), ("secrecy_period", "保密期限"), ("copy_no", "份号"),
            ("recipients", "主送"), ("doc_date", "成文日期"), ("status", "状态"),

@@ -4,7 +4,8 @@ Steps run in order, each short, each committing what it knows so a crash at any 
 is resumed by filing the same mail again (``file`` is idempotent per mail):
 
 1. read the spool file and parse it (``mail.parse_mail``); malformed → quarantined;
-2. same Message-ID or same document as an earlier receipt → ``duplicate``;
+2. same document (or, without one, the same mail bytes) as an earlier receipt → ``duplicate``
+   (a Message-ID proves nothing: fax servers reuse and omit them);
 3. no fax document → quarantined (unless the fax server reports a failed fax: that is a
    receipt needing review, since someone tried to send us something);
 4. keep the original under ``faxes/YYYY/`` and insert the numbered receipt (``reading``);
@@ -78,8 +79,27 @@ class FilingResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A mail that became a receipt still to be read (the first steps of filing are done)."""
+
+    mail_id: int
+    receipt_id: int
+    document: str | None
+    """The kept original, or None when the mail carried no readable bytes."""
+    content_type: str | None
+    has_attachment: bool
+    pages_declared: int | None
+    reasons: tuple[str, ...]
+    """What the mail itself says is wrong (failed fax, implausible time), in Chinese."""
+
+
 class Filer:
-    """Files spooled mails one at a time; safe to call again for the same mail after a crash."""
+    """Files spooled mails; safe to call again for the same mail after a crash.
+
+    ``file`` does it all in the calling thread (``fax ingest``, tests). The running intake
+    calls the steps one by one (``open``, ``record_header``, ``finish``) and reads the
+    pages in between in a worker process (``gateway.fax.worker``)."""
 
     def __init__(
         self,
@@ -106,6 +126,13 @@ class Filer:
             return list(session.scalars(query))
 
     def file(self, mail_id: int) -> FilingResult:
+        opened = self.open(mail_id)
+        if isinstance(opened, FilingResult):
+            return opened
+        return self._read_and_finish(opened)
+
+    def open(self, mail_id: int) -> FilingResult | Opened:
+        """Parse, set aside (duplicate, quarantine) or open the numbered receipt."""
         with self._db.session() as session:
             row = session.get(InboundMail, mail_id)
             if row is None or row.state != "spooled":
@@ -115,7 +142,7 @@ class Filer:
             fax = self._parse(spool_path, arrived_at)
         except Exception as exc:  # the mail is kept (spool file) and shown to a person
             log.exception("mail %d could not be parsed", mail_id)
-            return self._set_mail_state(mail_id, "quarantined", f"malformed mail: {exc}")
+            return self._set_mail_state(mail_id, "quarantined", f"邮件无法解析：{exc}")
         return self._file_parsed(mail_id, fax)
 
     def _parse(self, spool_path: Path, arrived_at: Any) -> FaxMail:
@@ -135,8 +162,10 @@ class Filer:
             reason = _no_attachment_reason(fax)
             log.warning("mail %d quarantined: %s", mail_id, reason)
             return self._set_mail_state(mail_id, "quarantined", reason)
-        receipt_id = self._open_receipt(mail_id, fax, attachment)
-        return self._read_and_finish(mail_id, receipt_id, fax, attachment)
+        receipt_id, original = self._open_receipt(mail_id, fax, attachment)
+        return Opened(mail_id, receipt_id, str(original) if original else None,
+                      attachment.declared_type if attachment else None, attachment is not None,
+                      fax.pages_declared, tuple(_fax_server_reasons(fax, attachment)))
 
     # --- state of the mail -------------------------------------------------------------
 
@@ -153,31 +182,38 @@ class Filer:
         return FilingResult(mail_id, state, None, reason)
 
     def _duplicate_reason(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> str | None:
-        """Why this mail repeats an earlier one (naming that receipt), or None."""
+        """Why this mail repeats an earlier one (naming that receipt), or None.
+
+        A duplicate is the same content and nothing else: the same fax document, or (for a
+        mail without one, such as a failed-fax report) the same mail byte for byte. A
+        Message-ID is no evidence: fax servers and gateways reuse and omit them.
+        """
         with self._db.session() as session:
             if session.scalar(select(Receipt.id).where(Receipt.mail_id == mail_id)) is not None:
                 return None  # resuming our own receipt after a crash
-            if fax.message_id:
-                query = (select(Receipt).join(InboundMail, Receipt.mail_id == InboundMail.id)
-                         .where(InboundMail.message_id == fax.message_id, InboundMail.id != mail_id))
-                earlier = session.scalars(query.order_by(Receipt.id)).first()
-                if earlier is not None:
-                    return f"duplicate of {earlier.receipt_no} (same Message-ID {fax.message_id})"
             if attachment is not None and attachment.data:
                 query = select(Receipt).where(Receipt.original_sha256 == attachment.sha256)
                 earlier = session.scalars(query.order_by(Receipt.id)).first()
                 if earlier is not None:
-                    return f"duplicate of {earlier.receipt_no} (same document, sha256 {attachment.sha256[:12]}…)"
+                    return f"与{earlier.receipt_no}重复（同一传真文件，sha256 {attachment.sha256[:12]}…）"
+                return None
+            raw_sha = session.get_one(InboundMail, mail_id).sha256
+            query = (select(Receipt).join(InboundMail, Receipt.mail_id == InboundMail.id)
+                     .where(InboundMail.sha256 == raw_sha, InboundMail.id != mail_id))
+            earlier = session.scalars(query.order_by(Receipt.id)).first()
+            if earlier is not None:
+                return f"与{earlier.receipt_no}重复（同一封邮件，逐字节相同）"
         return None
 
     # --- the receipt -------------------------------------------------------------------
 
-    def _open_receipt(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> int:
+    def _open_receipt(self, mail_id: int, fax: FaxMail, attachment: Attachment | None
+                      ) -> tuple[int, Path | None]:
+        original = self._keep_original(fax, attachment)
         with self._db.session() as session:
             existing = session.scalar(select(Receipt.id).where(Receipt.mail_id == mail_id))
         if existing is not None:
-            return existing
-        original = self._keep_original(fax, attachment)
+            return existing, original
         year = fax.received_at.astimezone(self._config.zone).year
 
         def make() -> Receipt:
@@ -185,6 +221,7 @@ class Filer:
                 year=year, mail_id=mail_id, received_at=fax.received_at,
                 received_time_source=fax.received_time_source,
                 station=fax.station or fax.sender_number, sender_number=fax.sender_number,
+                dpi_x=fax.dpi[0] if fax.dpi else None, dpi_y=fax.dpi[1] if fax.dpi else None,
                 pages=fax.pages_declared or 0,
                 original_path=str(original) if original else None,
                 original_sha256=attachment.sha256 if attachment and attachment.data else None,
@@ -194,7 +231,7 @@ class Filer:
 
         receipt = insert_numbered(self._db, make)
         log.info("mail %d → receipt %s", mail_id, receipt.receipt_no)
-        return receipt.id
+        return receipt.id, original
 
     def _keep_original(self, fax: FaxMail, attachment: Attachment | None) -> Path | None:
         """The original document is the record: stored once, by content, under its year."""
@@ -207,45 +244,49 @@ class Filer:
             write_durably(path, attachment.data)
         return path
 
-    def _read_and_finish(
-        self, mail_id: int, receipt_id: int, fax: FaxMail, attachment: Attachment | None
-    ) -> FilingResult:
-        reasons = _fax_server_reasons(fax, attachment)
+    def _read_and_finish(self, opened: Opened) -> FilingResult:
+        """Read in this thread (no watchdog) and finish: ``fax ingest`` and tests."""
+        reasons = list(opened.reasons)
         reading: Reading | None = None
         total_pages: int | None = None
-        if attachment is not None:
+        if opened.has_attachment:
             try:
-                pages = self._load_pages(attachment.data, content_type=attachment.declared_type,
+                data = Path(opened.document).read_bytes() if opened.document else b""
+                pages = self._load_pages(data, content_type=opened.content_type,
                                          max_pages=self._config.ocr.max_pages,
                                          max_pixels=self._config.ocr.max_pixels)
                 total_pages = pages[0].total_pages
-                reasons += _page_count_reasons(fax, len(pages), total_pages)
-                reading = self._reader().read(pages, on_header=self._header_recorder(receipt_id))
+                reasons += page_count_reasons(opened.pages_declared, len(pages), total_pages)
+                reading = self._reader().read(pages, on_header=self._header_recorder(opened.receipt_id))
             except UnreadableDocument as exc:
                 reasons.append(f"附件无法读取：{exc}")
-                self._record_unreadable(receipt_id, str(exc))
+                self.record_unreadable(opened.receipt_id, str(exc))
+                self._notify(opened.receipt_id)
             except Exception as exc:  # the engine broke, not the fax: a person must read it
-                log.exception("OCR failed on receipt %d", receipt_id)
+                log.exception("OCR failed on receipt %d", opened.receipt_id)
                 reasons.append(f"识别程序出错：{type(exc).__name__}: {exc}")
-                self._record_unreadable(receipt_id, f"{type(exc).__name__}: {exc}")
-        status = self._finish(mail_id, receipt_id, reading, total_pages, reasons)
-        return FilingResult(mail_id, status, receipt_id, "; ".join(reasons) or None)
+                self.record_unreadable(opened.receipt_id, f"{type(exc).__name__}: {exc}")
+                self._notify(opened.receipt_id)
+        return self.finish(opened, reading, total_pages, reasons)
 
     def _header_recorder(self, receipt_id: int) -> HeaderCallback:
         def on_header(decision: UrgencyDecision, _page1_text: Any) -> None:
-            with self._db.session() as session:
-                receipt = session.get_one(Receipt, receipt_id)
-                _apply_decision(receipt, decision)
-                receipt.urgency_decided_at = self._clock.now()
+            self.record_header(receipt_id, decision)
             self._notify(receipt_id)
 
         return on_header
 
-    def _record_unreadable(self, receipt_id: int, error: str) -> None:
+    def record_header(self, receipt_id: int, decision: UrgencyDecision) -> None:
+        """Commit page 1's urgency decision (the pager reads it from here)."""
+        with self._db.session() as session:
+            receipt = session.get_one(Receipt, receipt_id)
+            _apply_decision(receipt, decision)
+            receipt.urgency_decided_at = self._clock.now()
+
+    def record_unreadable(self, receipt_id: int, error: str) -> None:
         """Nobody can tell whether an unreadable fax is urgent: treat it as possibly urgent."""
         reason = Reason(rule="unreadable_document", word="", where=error[:200])
-        decision = UrgencyDecision(False, True, None, None, None, (reason,))
-        self._header_recorder(receipt_id)(decision, "")
+        self.record_header(receipt_id, UrgencyDecision(False, True, None, None, None, (reason,)))
 
     def _notify(self, receipt_id: int) -> None:
         try:
@@ -253,10 +294,10 @@ class Filer:
         except Exception:
             log.exception("on_urgency callback failed for receipt %d", receipt_id)
 
-    def _finish(
-        self, mail_id: int, receipt_id: int, reading: Reading | None, total_pages: int | None,
-        reasons: list[str],
-    ) -> str:
+    def finish(self, opened: Opened, reading: Reading | None, total_pages: int | None,
+               reasons: Sequence[str]) -> FilingResult:
+        """Store what was read and the review reasons; the mail is filed."""
+        mail_id, receipt_id = opened.mail_id, opened.receipt_id
         with self._db.session() as session:
             receipt = session.get_one(Receipt, receipt_id)
             mail = session.get_one(InboundMail, mail_id)
@@ -271,7 +312,7 @@ class Filer:
             receipt.filed_at = self._clock.now()
             mail.state, mail.reason = "filed", None
         log.info("receipt %d %s", receipt_id, status)
-        return status
+        return FilingResult(mail_id, status, receipt_id, "; ".join(dict.fromkeys(reasons)) or None)
 
 
 def _default_loader(*args: Any, **kwargs: Any) -> list[Any]:
@@ -317,7 +358,7 @@ def _reading_reasons(reading: Reading) -> list[str]:
 
 
 def _fax_server_reasons(fax: FaxMail, attachment: Attachment | None) -> list[str]:
-    reasons = []
+    reasons = [fax.time_note] if fax.time_note else []
     if fax.failed:
         detail = "，".join(f"{k} {v}" for k, v in (("状态", fax.status), ("错误", fax.error)) if v)
         reasons.append(f"传真机报告接收失败（{detail}）" if detail else "传真机报告接收失败")
@@ -328,15 +369,15 @@ def _fax_server_reasons(fax: FaxMail, attachment: Attachment | None) -> list[str
     return reasons
 
 
-def _page_count_reasons(fax: FaxMail, read: int, total: int) -> list[str]:
+def page_count_reasons(declared: int | None, read: int, total: int) -> list[str]:
     reasons = []
-    if fax.pages_declared is not None and fax.pages_declared > total:
-        reasons.append(f"只收到 {total} 页，传真机报告 {fax.pages_declared} 页（不完整）")
+    if declared is not None and declared > total:
+        reasons.append(f"只收到 {total} 页，传真机报告 {declared} 页（不完整）")
     if total > read:
         reasons.append(f"文件共 {total} 页，只识别了前 {read} 页")
     return reasons
 
 
 def _no_attachment_reason(fax: FaxMail) -> str:
-    detail = f"; MIME problems: {', '.join(fax.problems)}" if fax.problems else ""
-    return f"no fax attachment (subject {fax.subject[:80]!r}){detail}"
+    detail = f"；MIME 问题：{', '.join(fax.problems)}" if fax.problems else ""
+    return f"邮件中没有传真文件（主题「{fax.subject[:80]}」）{detail}"

@@ -92,8 +92,16 @@ class FaxMail:
     status: str | None
     error: str | None
     resolution: str | None
+    """As the fax server wrote it (``8031x3850`` pixels per metre, ``204x196``, ``Fine``)."""
     attachments: tuple[Attachment, ...]
     problems: tuple[str, ...] = ()
+    time_note: str | None = None
+    """Why the sender's time was not used (in Chinese, for the register), or None."""
+
+    @property
+    def dpi(self) -> tuple[int, int] | None:
+        """The resolution in dots per inch, (204, 98) for a standard-resolution page."""
+        return resolution_dpi(self.resolution)
 
     @property
     def attachment(self) -> Attachment | None:
@@ -142,7 +150,7 @@ def parse_mail(raw: bytes, *, arrived_at: datetime, zone: ZoneInfo) -> FaxMail:
     _from_subject(facts, subject)
     for name, value in tiff_facts(_best(attachments)).items():
         facts.setdefault(name, value)
-    received_at, source = _received_time(facts, message.get("Date"), arrived_at, zone)
+    received_at, source, note = _received_time(facts, message.get("Date"), arrived_at, zone)
     return FaxMail(
         message_id=_message_id(message.get("Message-ID")),
         subject=subject,
@@ -156,6 +164,7 @@ def parse_mail(raw: bytes, *, arrived_at: datetime, zone: ZoneInfo) -> FaxMail:
         resolution=_clean(facts.get("resolution")),
         attachments=tuple(attachments),
         problems=tuple(dict.fromkeys(problems)),
+        time_note=note,
     )
 
 
@@ -166,9 +175,9 @@ def document_mail(data: bytes, filename: str, *, arrived_at: datetime, zone: Zon
     """
     attachment = Attachment(filename, sniff(data), _EXTENSIONS.get(_suffix(filename), ""), data)
     facts = tiff_facts(attachment)
-    received_at, source = _received_time(facts, None, arrived_at, zone)
+    received_at, source, note = _received_time(facts, None, arrived_at, zone)
     return FaxMail(None, filename, _clean(facts.get("station")), None, None, received_at, source,
-                   None, None, None, (attachment,))
+                   None, None, None, (attachment,), time_note=note)
 
 
 def tiff_facts(attachment: Attachment | None) -> dict[str, str]:
@@ -334,17 +343,62 @@ def _rfc2822(text: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+PLAUSIBLE_BEFORE = timedelta(days=5 * 365)
+"""Old mail is legitimate (a fax server holding mail while the gateway is down, an archive
+filed by hand with ``fax ingest``); a dead clock battery (1970, 0001) is not."""
+PLAUSIBLE_AFTER = timedelta(days=1)
+"""Clocks drift and zones get misconfigured; a time further ahead than this is wrong."""
+
+
 def _received_time(
     facts: dict[str, str], date_header: Any, arrived_at: datetime, zone: ZoneInfo
-) -> tuple[datetime, str]:
-    """Fax-server metadata first, then the Date header, else when SMTP received it."""
-    stamp = parse_time(facts["received"], zone) if "received" in facts else None
-    if stamp is not None:
-        return stamp.astimezone(UTC), "fax_server"
-    dated = _rfc2822(str(date_header)) if date_header else None
-    if dated is not None:
-        return dated.astimezone(UTC), "date_header"
-    return arrived_at.astimezone(UTC), "smtp"
+) -> tuple[datetime, str, str | None]:
+    """Fax-server metadata first, then the Date header, else when SMTP received it.
+
+    A sender's time far from our own arrival time (year 0001 or 9999, a dead clock
+    battery) is not believed: the gateway's clock is used and the reason is kept.
+    """
+    claims = [("fax_server", facts.get("received"), lambda text: parse_time(text, zone)),
+              ("date_header", str(date_header) if date_header else None, _rfc2822)]
+    notes = []
+    for source, text, parse in claims:
+        if not text:
+            continue
+        try:
+            stamp = parse(text)
+            stamp = stamp.astimezone(UTC) if stamp is not None else None
+        except (OverflowError, ValueError):
+            stamp = None
+        if stamp is not None and arrived_at - PLAUSIBLE_BEFORE <= stamp <= arrived_at + PLAUSIBLE_AFTER:
+            return stamp, source, None
+        if stamp is not None or source == "date_header":
+            notes.append(f"{_SOURCE_LABELS[source]}「{text.strip()[:40]}」不可信")
+    note = f"{'，'.join(notes)}，按网关收到时间登记" if notes else None
+    return arrived_at.astimezone(UTC), "smtp", note
+
+
+_SOURCE_LABELS = {"fax_server": "传真机记录的接收时间", "date_header": "邮件时间"}
+
+_RESOLUTION = re.compile(r"(\d+(?:\.\d+)?)\s*[x×*]\s*(\d+(?:\.\d+)?)")
+_QUALITY_DPI = {"normal": (204, 98), "standard": (204, 98), "fine": (204, 196), "superfine": (204, 391)}
+INCH = 0.0254
+
+
+def resolution_dpi(text: str | None) -> tuple[int, int] | None:
+    """A fax server's resolution as dots per inch.
+
+    spandsp (Asterisk ``FAXOPT(resolution)``) gives pixels per metre, ``8031x3850``;
+    others give dpi (``204x196``) or HylaFAX's quality word (``Normal``, ``Fine``).
+    """
+    if not text:
+        return None
+    match = _RESOLUTION.search(text)
+    if match is None:
+        return _QUALITY_DPI.get(text.strip().lower())
+    x, y = float(match.group(1)), float(match.group(2))
+    if max(x, y) > 1000:  # no fax is 1000 dpi: these are pixels per metre
+        x, y = x * INCH, y * INCH
+    return round(x), round(y)
 
 
 def _message_id(value: Any) -> str | None:

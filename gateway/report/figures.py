@@ -187,6 +187,17 @@ class HandoverRow:
 
 
 @dataclass(frozen=True)
+class SetAsideRow:
+    """Mail the intake accepted but made no receipt of (quarantined, duplicate), and why."""
+
+    received_at: datetime
+    kind: str
+    """``quarantined`` or ``duplicate``."""
+    reason: str | None
+    mail_from: str
+
+
+@dataclass(frozen=True)
 class ShiftFigures:
     shift: ShiftInfo
     as_of: datetime
@@ -213,6 +224,9 @@ class ShiftFigures:
 
     covered_from: datetime | None = None
     """Set when the gateway began watching during the shift: the report covers only from then."""
+
+    set_aside: tuple[SetAsideRow, ...] = ()
+    """Mail of the shift set aside by the fax intake (listed in the report and handover)."""
 
     @property
     def handed_on(self) -> tuple[CallRow, ...]:
@@ -265,6 +279,7 @@ def compute(
     as_of: datetime | None = None,
     unsent_reports: Sequence[UnsentReport] = (),
     watching_since: datetime | None = None,
+    set_aside: Iterable[SetAsideRow] = (),
 ) -> ShiftFigures:
     """The report's figures; rows outside the shift window are ignored, not trusted."""
     as_of = shift.end if as_of is None else as_of
@@ -291,6 +306,8 @@ def compute(
         calls=mine,
         covered_from=watching_since if watching_since is not None and shift.start < watching_since < shift.end
         else None,
+        set_aside=tuple(sorted((m for m in set_aside if _within(shift, m.received_at)),
+                               key=lambda m: m.received_at)),
     )
 
 

@@ -8,7 +8,7 @@ A classified receipt's ``hidden`` fields (the title, by default) are never writt
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -237,7 +237,20 @@ def _fax_section(figures: ShiftFigures, style: Style) -> Section:
     if style.hidden_fields and any(is_classified(r.classification) for r in figures.faxes):
         hidden = "、".join(_FIELD_NAMES[f] for f in sorted(style.hidden_fields))
         lines.append(f"密件不显示{hidden}，请查阅纸质件。")
-    return Section("七、来文（传真）", tuple(lines), tables=(Table(headings, rows, marked=urgent),))
+    tables = [Table(headings, rows, marked=urgent)]
+    if figures.set_aside:
+        lines.append(f"另有来信 {len(figures.set_aside)} 封未登记（隔离或重复），见下表，原件留存。")
+        tables.append(_set_aside_table(figures, style))
+    return Section("七、来文（传真）", tuple(lines), tables=tuple(tables))
+
+
+_SET_ASIDE_KINDS = {"quarantined": "隔离", "duplicate": "重复"}
+
+
+def _set_aside_table(figures: ShiftFigures, style: Style) -> Table:
+    rows = tuple((when(m.received_at, style), _SET_ASIDE_KINDS.get(m.kind, m.kind), m.mail_from, m.reason or "")
+                 for m in figures.set_aside)
+    return Table(("收到时间", "类别", "发件人", "原因"), rows, "未登记的来信")
 
 
 _FIELD_NAMES = {"title": "标题", "issuer": "来文单位", "doc_number": "文号"}
@@ -306,10 +319,13 @@ def _handover_section(figures: ShiftFigures, style: Style) -> Section:
         for u in figures.unsent_reports
     )
     lines = lines + _signed_sheet(figures, style)
+    quarantined = tuple(m for m in figures.set_aside if m.kind == "quarantined")
+    extra = (_set_aside_table(replace(figures, set_aside=quarantined), style),) if quarantined else ()
     return Section("九、交接班事项", lines, tables=(
         Table(("来电时间", "号码", "姓名", "类型", "情况"), missed, "未处理的未接来电"),
         Table(("登记号", "收文时间", "紧急程度", "状态"), faxes, "未签收的来文", marked=urgent),
         Table(("通知时间", "来文", "状态"), pages, "未确认的电话通知"),
+        *extra,
     ))
 
 

@@ -23,6 +23,7 @@ from gateway.report.figures import (
     HandoverRow,
     PageRow,
     ReceiptRow,
+    SetAsideRow,
     ShiftFigures,
     ShiftInfo,
     UnsentReport,
@@ -31,7 +32,7 @@ from gateway.report.figures import (
 from storage.calls import Call, ListenerGap, PhonebookEntry
 from storage.console import CallNote
 from storage.db import Database
-from storage.faxes import Receipt
+from storage.faxes import Receipt, set_aside_mail
 from storage.paging import Escalation, OutboundMail
 
 REPORT_MAIL_KIND = "report"
@@ -51,6 +52,7 @@ def shift_figures(db: Database, config: Config, shift_key: str, as_of: datetime 
             as_of=as_of,
             unsent_reports=unsent_reports(session, shift.key, shift.end),
             watching_since=watching_since(config),
+            set_aside=set_aside(session, shift.start, shift.end),
         )
         return replace(figures, handover=handover_row(session, shift.key))
 
@@ -143,6 +145,12 @@ def gaps(session: Session, start: datetime, end: datetime) -> list[GapRow]:
 def receipts(session: Session, start: datetime, end: datetime) -> list[ReceiptRow]:
     query = select(Receipt).where(Receipt.received_at >= start, Receipt.received_at < end)
     return [_receipt_row(r) for r in session.scalars(query.order_by(Receipt.received_at))]
+
+
+def set_aside(session: Session, start: datetime, end: datetime) -> list[SetAsideRow]:
+    """Quarantined and duplicate mail of the shift (``storage.faxes.set_aside_mail``)."""
+    return [SetAsideRow(m.received_at, m.state, m.reason, m.mail_from)
+            for m in reversed(set_aside_mail(session, since=start, until=end))]
 
 
 def pages(session: Session, start: datetime, end: datetime) -> list[PageRow]:
