@@ -274,8 +274,8 @@ def _report(f: Fill, title: str, body_extra: str, *, mark: str | None = None,
     body = [("h1", "一、基本情况"),
             ("p", f"{f.md()}{f.hour}时{f.minute}分，{f.village}{what.format(n=n)}。{body_extra}"),
             ("h1", "二、处置情况"),
-            ("p", f"险情发生后，我镇立即启动应急预案，主要负责同志带领应急分队赶赴现场，"
-                  f"会同派出所、卫生院开展搜救和群众转移工作。"),
+            ("p", "险情发生后，我镇立即启动应急预案，主要负责同志带领应急分队赶赴现场，"
+                  "会同派出所、卫生院开展搜救和群众转移工作。"),
             ("h1", "三、下步打算"),
             ("p", "我镇将继续全力做好救援和安置工作，有关情况随时报告。")]
     spec = dict(issuer=issuer, title=title, recipients=f"{f.county}人民政府总值班室：",
