@@ -176,8 +176,8 @@ def _write_config(folder: Path) -> Config:
 
 def _prepare(db: Database, config: Config) -> None:
     """The night's roster, and a gateway that has watched the PBX since the shift began."""
-    from gateway.shifts.roster import parse_roster, store_roster
     from gateway.report.query import mark_watching_since
+    from gateway.shifts.roster import parse_roster, store_roster
 
     rows = parse_roster(ROSTER.encode("utf-8"), "demo roster", config.calendar)
     with db.session() as session:

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 
 from gateway.errors import InputError
 
-
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 

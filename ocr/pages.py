@@ -14,8 +14,8 @@ show "read 60 of 100 pages".
 from __future__ import annotations
 
 import io
-import os
 import logging
+import os
 import re
 import shutil
 import struct

@@ -3,7 +3,14 @@
 from storage.base import Base
 from storage.calls import Call, ListenerGap, PhonebookEntry
 from storage.console import (
-    AuditEntry, CallbackRequest, CallNote, HandoverSheet, ReceiptCorrection, ReceiptDelivery, User, WebSession,
+    AuditEntry,
+    CallbackRequest,
+    CallNote,
+    HandoverSheet,
+    ReceiptCorrection,
+    ReceiptDelivery,
+    User,
+    WebSession,
 )
 from storage.faxes import InboundMail, Receipt, ReceiptPage
 from storage.paging import Escalation, OutboundMail, PageAttempt, PagingRequest
@@ -12,10 +19,30 @@ from storage.roster import RosterEntry
 from storage.spotcheck import SpotAttempt, SpotCheck, SpotNote, SpotPlan, SpotUnit
 
 __all__ = [
-    "Base", "Call", "Escalation", "InboundMail", "ListenerGap", "OutboundMail", "PageAttempt",
-    "PhonebookEntry", "Receipt", "ReceiptPage", "ReportRun", "RosterEntry",
-    "AuditEntry", "CallbackRequest", "CallNote", "HandoverSheet", "ReceiptCorrection", "ReceiptDelivery",
-    "User", "WebSession",
-    "SpotAttempt", "SpotCheck", "SpotNote", "SpotPlan", "SpotUnit",
+    "AuditEntry",
+    "Base",
+    "Call",
+    "CallNote",
+    "CallbackRequest",
+    "Escalation",
+    "HandoverSheet",
+    "InboundMail",
+    "ListenerGap",
+    "OutboundMail",
+    "PageAttempt",
     "PagingRequest",
+    "PhonebookEntry",
+    "Receipt",
+    "ReceiptCorrection",
+    "ReceiptDelivery",
+    "ReceiptPage",
+    "ReportRun",
+    "RosterEntry",
+    "SpotAttempt",
+    "SpotCheck",
+    "SpotNote",
+    "SpotPlan",
+    "SpotUnit",
+    "User",
+    "WebSession",
 ]

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.base import Base, State, UTCDateTime, one_of
-from storage.states import EscalationState, AttemptResult, MailState
+from storage.states import AttemptResult, EscalationState, MailState
 
 
 class Escalation(Base):

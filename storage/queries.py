@@ -16,7 +16,13 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.calls import Call, PhonebookEntry
-from storage.console import AuditEntry, CallbackRequest, CallNote, ReceiptCorrection, ReceiptDelivery
+from storage.console import (
+    AuditEntry,
+    CallbackRequest,
+    CallNote,
+    ReceiptCorrection,
+    ReceiptDelivery,
+)
 from storage.faxes import Receipt
 from storage.paging import Escalation, PageAttempt
 from storage.spotcheck import SpotAttempt, SpotCheck

@@ -11,7 +11,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, event, func, inspect, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    event,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
 from gateway.errors import GatewayError

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-
 from gateway import terms
 from gateway.calls.phonebook import import_phonebook
 from gateway.calls.tracker import PBX

@@ -38,12 +38,11 @@ from datetime import datetime, timedelta
 from gateway.ami.message import AmiMessage
 from gateway.calls.channels import Channel, Phones, Topology
 from gateway.calls.numbers import clean_name, normalise, normalise_number
-from gateway.calls.rings import rings_heard
 from gateway.calls.records import MISSED_OUTCOMES, OUTCOMES, PBX, CallRecord, Talk
+from gateway.calls.rings import rings_heard
 from gateway.clock import local_iso, utc_from_epoch
 from gateway.config import DutyConfig
 from storage.states import CallDirection, CallOutcome
-
 
 _DIAL_OUTCOMES = {
     "CANCEL": CallOutcome.MISSED_ABANDONED,

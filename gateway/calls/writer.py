@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gateway.calls.recorder import CallRecorder, GapLike
-from gateway.logcontext import log_context
 from gateway.calls.records import CallRecord
+from gateway.logcontext import log_context
 from storage.db import Database
 
 log = logging.getLogger("dutygw.calls.writer")

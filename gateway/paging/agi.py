@@ -293,7 +293,7 @@ class FastAgiServer:
         except asyncio.CancelledError:
             connection.close()
             raise
-        except Exception:  # noqa: BLE001 - one broken session must not end the server
+        except Exception:
             log.exception("FastAGI session from %s failed before the dialog", peer)
             page, env = None, {}
         if page is None:

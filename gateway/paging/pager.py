@@ -59,9 +59,9 @@ from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.logcontext import log_context
+from gateway.outbox import queued_with_key
 from gateway.paging import escalation as engine
 from gateway.paging.agi import FastAgiServer, LivePage, PageAck, page_text_variables
-from gateway.shifts.calendar import Shift, shift_at
 from gateway.paging.escalation import (
     Acknowledged,
     CallEnded,
@@ -78,12 +78,12 @@ from gateway.paging.escalation import (
     Tick,
     UrgentReceipt,
 )
-from gateway.outbox import queued_with_key
-from gateway.paging.outgoing import escalation_notice_key, queue_urgent_notice, receipt_notice_key
 from gateway.paging.notices import URGENT_NOTICE, spoken_page_text
+from gateway.paging.outgoing import escalation_notice_key, queue_urgent_notice, receipt_notice_key
 from gateway.paging.policy import ReceiptFacts, chain_as_json, decide, resolve_chain
-from gateway.shifts.roster import on_duty
 from gateway.paging.speech import Speech
+from gateway.shifts.calendar import Shift, shift_at
+from gateway.shifts.roster import on_duty
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation as EscalationRow

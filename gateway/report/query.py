@@ -14,8 +14,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from gateway.config import Config
-from gateway.shifts.calendar import Shift, shift_by_key
-from gateway.shifts.roster import on_duty
 from gateway.report.figures import (
     AttemptRow,
     CallRow,
@@ -29,6 +27,8 @@ from gateway.report.figures import (
     UnsentReport,
     compute,
 )
+from gateway.shifts.calendar import Shift, shift_by_key
+from gateway.shifts.roster import on_duty
 from storage.calls import Call, ListenerGap, PhonebookEntry
 from storage.console import CallNote
 from storage.db import Database

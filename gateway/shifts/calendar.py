@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from gateway.shifts.config import CalendarConfig, ShiftConfig
 from gateway.errors import ConfigError, InputError
+from gateway.shifts.config import CalendarConfig, ShiftConfig
 
 log = logging.getLogger("dutygw.shifts.calendar")
 

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.calls.numbers import dialable as normalise_number  # one normaliser for every number
-from gateway.shifts.config import CalendarConfig
 from gateway.errors import InputError
+from gateway.shifts.config import CalendarConfig
 from gateway.textfiles import decode_spreadsheet_text, header_columns
 from storage.roster import RosterEntry
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.shifts.config import CalendarConfig
 from gateway.errors import InputError
 from gateway.shifts.calendar import shifts_between
+from gateway.shifts.config import CalendarConfig
 
 MAX_DRAWS = 10_000
 """Redraws allowed per check before the windows are declared too full."""

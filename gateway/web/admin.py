@@ -13,8 +13,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.calls.phonebook import import_phonebook
-from gateway.shifts.config import CalendarConfig
 from gateway.errors import InputError
+from gateway.shifts.config import CalendarConfig
 from gateway.shifts.roster import parse_roster, store_roster
 from gateway.web.accounts import Account, add_user
 from gateway.web.app import Console, page, uploaded
