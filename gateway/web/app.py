@@ -63,6 +63,7 @@ class Console:
         self.templates.filters["person"] = _person
         self.templates.globals["ROLE_LABELS"] = ROLE_LABELS
         self.templates.globals["word"] = terms.word  # one vocabulary (gateway/terms.py)
+        self.templates.globals["terms"] = terms
 
     def local(self, instant: datetime | None, fmt: str = "%m-%d %H:%M:%S") -> str:
         return "" if instant is None else instant.astimezone(self.config.zone).strftime(fmt)
