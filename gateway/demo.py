@@ -189,7 +189,7 @@ def _write_config(folder: Path) -> Config:
 
 def _prepare(db: Database, config: Config) -> None:
     """The night's roster, and a gateway that has watched the PBX since the shift began."""
-    from gateway.paging.roster import parse_roster, store_roster
+    from gateway.shifts.roster import parse_roster, store_roster
     from gateway.report.query import mark_watching_since
 
     rows = parse_roster(ROSTER.encode("utf-8"), "demo roster", config.calendar)

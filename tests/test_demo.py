@@ -57,7 +57,8 @@ class DemoRun:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     folder = tmp_path_factory.mktemp("demo")
     run = DemoRun(folder, dutygw("demo", "--out", str(folder), "--console"))
-    threading.Thread(target=run.read, daemon=True).start()
+    reader = threading.Thread(target=run.read, daemon=True)
+    reader.start()
     try:
         wait_for(lambda: ACCOUNT.search(run.printed) or run.process.poll() is not None, NIGHT_SECONDS,
                  "the demo's console and account")
@@ -66,7 +67,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     finally:
         if run.process.poll() is None:
             run.process.kill()
-            run.process.wait(30)
+        run.process.wait(30)
+        wait_for(lambda: not reader.is_alive(), 30, "the demo's output read to its end")
+        assert run.process.stdout is not None
+        run.process.stdout.close()
 
 
 def test_the_console_stays_only_when_asked_or_on_a_terminal() -> None:
