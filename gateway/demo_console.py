@@ -13,12 +13,15 @@ import signal
 import socket
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gateway.clock import Clock
 from gateway.config import Config, WebConfig, load_config
 from gateway.errors import GatewayError
 from storage.db import Database, open_database
+
+if TYPE_CHECKING:
+    from gateway.web.server import WebService
 
 DEMO_USER = "demo"
 DEMO_ROLE = "leader"
@@ -80,7 +83,7 @@ def _add_account(db: Database, password: str, clock: Clock) -> None:
         add_user(session, DEMO_USER, DEMO_ROLE, password, clock.now(), display_name="演示账号", actor="demo")
 
 
-async def _start(config: Config, db: Database, clock: Clock) -> tuple[object, int | None]:
+async def _start(config: Config, db: Database, clock: Clock) -> tuple[WebService, int | None]:
     """The console on the configured port; if that was taken meanwhile, on a free one (returned)."""
     from gateway.web.server import WebService
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ from sqlalchemy import select
 
 from gateway.cli import main
 from gateway.config import load_config
-from gateway.demo_console import wanted
+from gateway.config import WebConfig
+from gateway.demo_console import preferred_port, wanted
 from gateway.report.query import shift_figures
 from storage.calls import Call, ListenerGap
 from storage.db import open_database
@@ -81,6 +83,18 @@ def test_the_console_stays_only_when_asked_or_on_a_terminal() -> None:
         assert not wanted(False, tty) and wanted(True, pipe)
     os.close(controller)
     os.close(reader)
+
+
+def test_the_console_moves_to_a_free_port_when_8080_is_taken() -> None:
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", WebConfig.port))
+        except OSError:
+            pass  # already taken by someone else: just as good for this test
+        port = preferred_port()
+        assert port != WebConfig.port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # and it is really free
 
 
 @pytest.mark.ocr
