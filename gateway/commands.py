@@ -20,6 +20,9 @@ def register(sub: Any) -> None:
     run.set_defaults(func=_run)
     demo = sub.add_parser("demo", help="play a recorded night through the real daemon (no PBX needed)")
     demo.add_argument("--out", type=Path, default=None, help="folder for the demo (default: var/demo/<time>)")
+    demo.add_argument("--console", action=argparse.BooleanOptionalAction, default=None,
+                      help="leave the console running afterwards until Ctrl-C "
+                           "(default: only when standard output is a terminal)")
     demo.set_defaults(func=_demo)
 
 
@@ -47,4 +50,4 @@ def _log_where(config: Config) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import main
 
-    return main(args.out)
+    return main(args.out, args.console)

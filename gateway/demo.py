@@ -9,7 +9,8 @@ Asterisk's ``ReceiveFAX`` hangup handler sends them. The urgent one pages the le
 the shift's 带班领导 from the roster does not answer, the office director presses 1 (the
 recorded calls, at their real length). Then the morning report of that night is written.
 Progress is printed as it happens; at the end, the night's figures (the report's own) and
-the commands to look at the data.
+the commands to look at the data. Then, on a terminal or with ``--console``, the console
+stays up on the scratch database with a demo account (``gateway.demo_console``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 import dialplan
-from gateway import terms
+from gateway import demo_console, terms
 from gateway.ami.message import AmiMessage
 from gateway.ami.peer import ANSWER_ACK, NO_ANSWER, AmiPeer
 from gateway.ami.replay import load_recording, offset_to, shift_message
@@ -84,6 +85,9 @@ phonebook = "{phonebook}"
 [smtp]
 port = {smtp}
 
+[web]
+port = {web}
+
 [paging]
 agi_port = {agi}
 attempts_per_person = 1
@@ -104,23 +108,31 @@ class DemoResult:
     acknowledged: str | None
 
 
-def main(out: Path | None) -> int:
+def main(out: Path | None, console: bool | None = None) -> int:
+    """The night, its report, then (``console``, or by default on a terminal) the console until Ctrl-C."""
     folder = out or Path("var") / "demo" / time.strftime("%Y%m%d-%H%M%S")
-    result = asyncio.run(run_demo(folder))
+    return asyncio.run(_night_then_console(folder, demo_console.wanted(console, sys.stdout)))
+
+
+async def _night_then_console(folder: Path, stay: bool) -> int:
+    clock = ShiftedClock(CLOCK_START)
+    result = await run_demo(folder, clock)
     _print(result)
-    return 0
+    if not stay:
+        return 0
+    return await demo_console.serve(result.config, clock)
 
 
-async def run_demo(folder: Path) -> DemoResult:
+async def run_demo(folder: Path, clock: ShiftedClock) -> DemoResult:
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     config = _write_config(folder)
-    clock = ShiftedClock(CLOCK_START)
     db = open_database(config.database_url)
     _prepare(db, config)
     _say(f"演示开始：{CLOCK_START:%Y年%m月%d日} 夜班，网关时钟 {CLOCK_START:%H:%M:%S}；数据在 {folder}")
     stop = asyncio.Event()
-    daemon = Daemon(config, clock, db=db)
+    # the console comes after the night, with its account: the night's daemon serves none
+    daemon = Daemon(replace(config, web=replace(config.web, enabled=False)), clock, db=db)
     peer = _NightPbx.from_fixtures(SAMPLES / "ami", behaviours={DEPUTY: NO_ANSWER, DIRECTOR: ANSWER_ACK},
                                    port=config.ami.port, pace=PAGE_PACE, now=lambda: clock.now().timestamp())
     await peer.start()
@@ -168,7 +180,8 @@ class _NightPbx(AmiPeer):
 def _write_config(folder: Path) -> Config:
     ami, smtp, agi = _free_ports(3)
     path = folder / "dutygw.toml"
-    text = CONFIG.format(ami=ami, smtp=smtp, agi=agi, data=folder / "var", phonebook=SAMPLES / "phonebook.csv",
+    text = CONFIG.format(ami=ami, smtp=smtp, agi=agi, web=demo_console.preferred_port(), data=folder / "var",
+                         phonebook=SAMPLES / "phonebook.csv",
                          deputy=DEPUTY, director=DIRECTOR)
     path.write_text(text, encoding="utf-8")
     return load_config(path, env={})

@@ -1,10 +1,21 @@
 """``dutygw demo``: the newcomer's first minute really plays a night through the daemon,
-and that night is one coherent story a duty room would recognise."""
+that night is one coherent story a duty room would recognise, and the console is left
+running on it (with ``--console``, or on a terminal) until Ctrl-C.
+
+One demo run (a subprocess with ``--console``) serves every test here, in file order: the
+night and its report, then a real Chromium on the console, then Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -12,18 +23,83 @@ from sqlalchemy import select
 
 from gateway.cli import main
 from gateway.config import load_config
+from gateway.config import WebConfig
+from gateway.demo_console import preferred_port, wanted
 from gateway.report.query import shift_figures
 from storage.calls import Call, ListenerGap
 from storage.db import open_database
 from storage.faxes import Receipt
 from storage.paging import Escalation
 from storage.reports import ReportRun
+from tests.console_harness import SHOTS, dutygw, start_browser, wait_for
+
+BANNER = re.compile(r"值班台（网页控制台）已在本次演示的数据库上运行：(http://127\.0\.0\.1:\d+)/")
+ACCOUNT = re.compile(r"用户名 (\S+)  密码 (\S+)（带班领导")
+NIGHT_SECONDS = 900.0
+"""Generous: the night plays in about a minute, longer on two busy cores."""
+
+
+@dataclass
+class DemoRun:
+    folder: Path
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def printed(self) -> str:
+        return "".join(self.lines)
+
+    def read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    folder = tmp_path_factory.mktemp("demo")
+    run = DemoRun(folder, dutygw("demo", "--out", str(folder), "--console"))
+    reader = threading.Thread(target=run.read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: ACCOUNT.search(run.printed) or run.process.poll() is not None, NIGHT_SECONDS,
+                 "the demo's console and account")
+        assert run.process.poll() is None, run.printed
+        yield run
+    finally:
+        if run.process.poll() is None:
+            run.process.kill()
+        run.process.wait(30)
+        wait_for(lambda: not reader.is_alive(), 30, "the demo's output read to its end")
+        assert run.process.stdout is not None
+        run.process.stdout.close()
+
+
+def test_the_console_stays_only_when_asked_or_on_a_terminal() -> None:
+    controller, terminal = os.openpty()
+    reader, writer = os.pipe()
+    with open(terminal, "w") as tty, open(writer, "w") as pipe:  # noqa: PTH123 (file descriptors)
+        assert wanted(None, tty) and not wanted(None, pipe)  # CI and scripts have no terminal
+        assert not wanted(False, tty) and wanted(True, pipe)
+    os.close(controller)
+    os.close(reader)
+
+
+def test_the_console_moves_to_a_free_port_when_8080_is_taken() -> None:
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", WebConfig.port))
+        except OSError:
+            pass  # already taken by someone else: just as good for this test
+        port = preferred_port()
+        assert port != WebConfig.port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # and it is really free
 
 
 @pytest.mark.ocr
-def test_demo_plays_a_night_and_writes_its_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
+def test_demo_plays_a_night_and_writes_its_report(demo: DemoRun, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path, printed = demo.folder, demo.printed
     report = tmp_path / "report"
     assert str(report / "report.pdf") in printed and str(report / "calls.xlsx") in printed
     assert "mail.html" not in printed  # its charts only work inside the e-mail
@@ -84,3 +160,43 @@ def test_demo_plays_a_night_and_writes_its_report(tmp_path: Path, capsys: pytest
     for heading in ("来电", "传真", "交接", "带班领导：王副主任"):
         assert heading in text
     assert "13911112222" in text  # the abandoned caller, called back
+
+
+@pytest.mark.ocr
+def test_the_console_shows_the_night_to_the_printed_account(demo: DemoRun) -> None:
+    base = BANNER.search(demo.printed)
+    account = ACCOUNT.search(demo.printed)
+    assert base and account, demo.printed
+    name, password = account.groups()
+    assert name == "demo" and len(password) >= 8
+    for page_name in ("值班台", "来电记录", "来文登记", "紧急呼叫", "交接班", "报告"):
+        assert f"    {page_name}  {base.group(1)}/" in demo.printed  # what to look at, with its address
+    for browser in start_browser(base.group(1)):
+        context = browser.browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        page = context.new_page()
+        page.goto(f"{browser.base}/login")
+        page.fill("input[name=name]", name)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/$"))
+
+        page.goto(f"{browser.base}/calls")
+        calls = page.inner_text("main")
+        for caller in ("13800001111", "13911112222", "号码隐藏"):  # answered, abandoned, withheld
+            assert caller in calls, calls
+        browser.shot(page, "demo-calls")
+        page.goto(f"{browser.base}/faxes")
+        faxes = page.inner_text("main")
+        assert "传真〔2026〕0001号" in faxes and "传真〔2026〕0002号" in faxes, faxes
+        browser.shot(page, "demo-faxes")
+        page.goto(f"{browser.base}/pages")
+        assert "已确认（按1）" in page.inner_text("main")  # the director pressed 1, in the one vocabulary
+        context.close()
+    assert (SHOTS / "demo-calls.png").stat().st_size > 0
+
+
+@pytest.mark.ocr
+def test_ctrl_c_ends_the_demo_console_cleanly(demo: DemoRun) -> None:
+    demo.process.send_signal(signal.SIGINT)
+    assert demo.process.wait(60) == 0, demo.printed
+    wait_for(lambda: "值班台已停止" in demo.printed, 10, "the goodbye line")

@@ -22,6 +22,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
+from gateway import terms
 from gateway.ami.peer import RINGING, AmiPeer
 from gateway.clock import UTC
 from storage.console import AuditEntry
@@ -211,6 +212,9 @@ def test_the_leader_pages_an_ordinary_fax_now_then_stops_and_no_call_follows(roo
 
     leader.goto(f"{room.web}/pages")
     text = leader.inner_text(card)
+    # the console names states as the CLI and the reports do (gateway/terms.py)
+    assert leader.inner_text(f"{card} h2 .tag") == terms.PAGE_STATE["stopped"]
+    assert f"：{terms.ATTEMPT_RESULT['stopped']}" in leader.inner_text(f"{card} ol.timeline li")
     assert "人工停止" in text and "赵岭" in text and "zhaoling" not in text and "已电话联系王局长本人，无需再呼" in text
     assert leader.locator(f"{card} form.stop").count() == 0, "a stopped page offers no stop"
     browser.shot(leader, "paging-stopped")

@@ -30,6 +30,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway import terms
 from gateway.ami.message import AmiMessage
 from gateway.clock import Clock
 from gateway.config import Config
@@ -67,6 +68,8 @@ class Console:
         self.templates.filters["local"] = self.local
         self.templates.filters["person"] = _person
         self.templates.globals["ROLE_LABELS"] = ROLE_LABELS
+        self.templates.globals["word"] = terms.word  # one vocabulary (gateway/terms.py)
+        self.templates.globals["terms"] = terms
 
     def local(self, instant: datetime | None, fmt: str = "%m-%d %H:%M:%S") -> str:
         return "" if instant is None else instant.astimezone(self.config.zone).strftime(fmt)

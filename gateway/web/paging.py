@@ -1,5 +1,6 @@
 """紧急呼叫: each escalation as a timeline (who was called when, each result, the deadline),
-and the leader on duty's 立即呼叫 / 停止呼叫.
+and the leader on duty's 立即呼叫 / 停止呼叫. States and results are named from
+``gateway.terms``, as in the CLI and the reports.
 
 The console may be its own process (``dutygw web``), so a request is not carried out
 here: it is written to ``paging_requests`` (with its audit entry, in one transaction) and
@@ -18,19 +19,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from gateway import terms
 from gateway.web.accounts import Account
 from gateway.web.app import Console, address_of, page
 from storage import queries
 from storage.faxes import Receipt
 from storage.paging import Escalation, PagingRequest
 
-STATE_LABELS = {"open": "呼叫中", "acknowledged": "已确认", "exhausted": "无人确认", "stopped": "人工停止",
-                "cancelled": "已停止"}
-RESULT_LABELS = {
-    "planned": "待拨", "sent": "已拨出", "answered": "已接听", "acknowledged": "已按1确认",
-    "not_acknowledged": "接听未确认", "no_answer": "无人接听", "busy": "占线", "failed": "呼叫失败",
-    "stopped": "人工停止",
-}
 KIND_LABELS = {"page_now": "立即呼叫", "stop": "停止呼叫"}
 REQUEST_STATES = {"pending": "等待处理", "done": "已执行", "refused": "未执行"}
 MESSAGES = {
@@ -47,7 +42,7 @@ REASON_LIMIT = 500
 def routes(console: Console) -> list[Route]:
     async def timeline(request: Request, account: Account) -> Response:
         found = await console.read(_timeline, console.now())
-        return console.render(request, "paging.html", account, **found, states=STATE_LABELS, results=RESULT_LABELS,
+        return console.render(request, "paging.html", account, **found, states=terms.PAGE_STATE, results=terms.ATTEMPT_RESULT,
                               kinds=KIND_LABELS, request_states=REQUEST_STATES,
                               may_control=account.role in CONTROL_ROLES,
                               may_see=console.may_see_classified(account),
