@@ -56,3 +56,19 @@ def test_handled_text_wording() -> None:
     assert handled_text("8002", "8002", None, None, roles) == "8002"
     assert handled_text("pbx", None, None, None) == terms.AUTO_ANSWERED == "传真机自动应答"
     assert handled_text(None, None, None, None) == ""
+
+
+def test_the_console_says_who_answered_as_the_report_does() -> None:
+    """The console's 接听人 is the report's wording: a pickup or a transfer in words, never ``pbx``."""
+    from types import SimpleNamespace
+
+    from gateway.web.app import _handled
+
+    def call(answered_by: str | None, final: str | None = None, to: str | None = None,
+             picked: str | None = None) -> SimpleNamespace:
+        return SimpleNamespace(answered_by=answered_by, final_party=final, transferred_to=to, picked_up_by=picked)
+
+    assert _handled(call("pbx")) == terms.AUTO_ANSWERED
+    assert _handled(call("8001", "8010", "8010")) == "8001 接听后转 8010"
+    assert _handled(call("8003", "8003", None, "8003")) == "8003 代接"
+    assert _handled(call(None)) == ""

@@ -70,6 +70,7 @@ class Console:
         self.templates.globals["ROLE_LABELS"] = ROLE_LABELS
         self.templates.globals["word"] = terms.word  # one vocabulary (gateway/terms.py)
         self.templates.globals["terms"] = terms
+        self.templates.globals["handled"] = _handled
 
     def local(self, instant: datetime | None, fmt: str = "%m-%d %H:%M:%S") -> str:
         return "" if instant is None else instant.astimezone(self.config.zone).strftime(fmt)
@@ -126,6 +127,13 @@ def _whoami(session: Any, token: str | None, now: datetime) -> tuple[Account | N
     """The signed-in account, and every login's display name for the page to show people by."""
     account = accounts.account_for(session, token, now)
     return account, display_names(session) if account is not None else {}
+
+
+def _handled(call: Any) -> str:
+    """Who answered, as the report says it: 8001, 8003 代接, 8001 接听后转 8010; never ``pbx``."""
+    from gateway.calls.parties import handled_text
+
+    return handled_text(call.answered_by, call.final_party, call.transferred_to, call.picked_up_by)
 
 
 @pass_context
