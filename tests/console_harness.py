@@ -50,6 +50,17 @@ def run_dutygw(*args: str, stdin: str | None = None, timeout: float = 300) -> st
     return output
 
 
+def console_answers(base: str) -> bool:
+    """Whether the console at ``base`` serves its login page yet."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/login", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll until ``condition()`` is truthy (generous timeouts; never a fixed sleep)."""
     deadline = time.monotonic() + timeout

@@ -31,6 +31,7 @@ from tests.console_harness import (
     Browser,
     DutyRoom,
     TimingProxy,
+    console_answers,
     dutygw,
     free_port,
     run_dutygw,
@@ -55,7 +56,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DutyRoom]:
     daemon = dutygw("--config", str(config), "run")
     base = f"http://127.0.0.1:{web}"
     try:
-        wait_for(lambda: _answers(base), 60, "the console to listen")
+        wait_for(lambda: console_answers(base), 60, "the console to listen")
         yield DutyRoom(folder, config, base, smtp, replay_port, proxy, daemon)
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -75,16 +76,6 @@ def db(room: DutyRoom) -> Iterator[Database]:
     database = open_database(room.database_url)
     yield database
     database.dispose()
-
-
-def _answers(base: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{base}/login", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _call(db: Database, caller: str, outcome: str | None = None) -> Call | None:

@@ -34,6 +34,7 @@ from tests.console_harness import (
     PASSWORD,
     USERS,
     Browser,
+    console_answers,
     dutygw,
     free_port,
     run_dutygw,
@@ -95,7 +96,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     daemon = dutygw("--config", str(config), "run")
     base = f"http://127.0.0.1:{web}"
     try:
-        wait_for(lambda: _answers(base), 60, "the console to listen")
+        wait_for(lambda: console_answers(base), 60, "the console to listen")
         wait_for(lambda: peer._sessions, 30, "the daemon to log in to AMI")
         yield Room(base, f"sqlite:///{folder / 'var' / 'dutygw.sqlite'}", peer)
     finally:
@@ -115,16 +116,6 @@ def db(room: Room) -> Iterator[Database]:
     database = open_database(room.database_url, migrate=False)
     yield database
     database.dispose()
-
-
-def _answers(base: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{base}/login", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def _ordinary_fax(db: Database, seq: int) -> int:
