@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dutygw.fax.worker")
 
 TICK_S = 0.25
 """How often the watchdog looks at the worker's CPU time."""
