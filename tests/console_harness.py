@@ -50,6 +50,15 @@ def run_dutygw(*args: str, stdin: str | None = None, timeout: float = 300) -> st
     return output
 
 
+def start_daemon_with_users(config: Path) -> subprocess.Popen[str]:
+    """The console's accounts (``USERS``, all with ``PASSWORD``), then ``dutygw run`` on ``config``."""
+    for name, role, display, extension in USERS:
+        args = ["--config", str(config), "user", "add", name, "--role", role, "--display-name", display,
+                "--password-stdin"]
+        run_dutygw(*args, *(["--extension", extension] if extension else []), stdin=PASSWORD + "\n")
+    return dutygw("--config", str(config), "run")
+
+
 def console_answers(base: str) -> bool:
     """Whether the console at ``base`` serves its login page yet."""
     import urllib.request

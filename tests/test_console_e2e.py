@@ -27,15 +27,14 @@ from storage.faxes import Receipt
 from tests.conftest import FAX_FIXTURES
 from tests.console_harness import (
     PASSWORD,
-    USERS,
     Browser,
     DutyRoom,
     TimingProxy,
     console_answers,
-    dutygw,
     free_port,
     run_dutygw,
     start_browser,
+    start_daemon_with_users,
     wait_for,
     write_config,
 )
@@ -49,11 +48,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DutyRoom]:
     proxy = TimingProxy(replay_port)
     proxy.start()
     config = write_config(folder, ami=proxy.port, smtp=smtp, web=web)
-    for name, role, display, extension in USERS:
-        args = ["--config", str(config), "user", "add", name, "--role", role, "--display-name", display,
-                "--password-stdin"]
-        run_dutygw(*args, *(["--extension", extension] if extension else []), stdin=PASSWORD + "\n")
-    daemon = dutygw("--config", str(config), "run")
+    daemon = start_daemon_with_users(config)
     base = f"http://127.0.0.1:{web}"
     try:
         wait_for(lambda: console_answers(base), 60, "the console to listen")

@@ -31,14 +31,11 @@ from storage.faxes import Receipt
 from storage.paging import Escalation, PagingRequest
 from tests.conftest import AMI_FIXTURES
 from tests.console_harness import (
-    PASSWORD,
-    USERS,
     Browser,
     console_answers,
-    dutygw,
     free_port,
-    run_dutygw,
     start_browser,
+    start_daemon_with_users,
     wait_for,
     write_config,
 )
@@ -89,11 +86,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     config = write_config(folder, ami=port, smtp=free_port(), web=web)
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("[paging]\n", "[paging]\n" + PAGING, 1), encoding="utf-8")
-    for name, role, display, extension in USERS:
-        args = ["--config", str(config), "user", "add", name, "--role", role, "--display-name", display,
-                "--password-stdin"]
-        run_dutygw(*args, *(["--extension", extension] if extension else []), stdin=PASSWORD + "\n")
-    daemon = dutygw("--config", str(config), "run")
+    daemon = start_daemon_with_users(config)
     base = f"http://127.0.0.1:{web}"
     try:
         wait_for(lambda: console_answers(base), 60, "the console to listen")
