@@ -1,9 +1,9 @@
 """The paging service: urgent receipts in, AMI Originates out, acknowledgements back.
 
 The edges of the escalation engine: it asks E1's policy whether to page, keeps every
-escalation in the database, turns AMI events (``OriginateResponse`` by ActionID,
-``UserEvent PageAck`` by page token, ``DialEnd BUSY`` / ``Hangup`` on the originated
-channel) into engine events, and carries out the engine's actions.
+escalation in the database, hands AMI events to ``ami_events.PageCalls`` (which turns
+``OriginateResponse`` by ActionID, ``UserEvent PageAck`` by page token, ``DialEnd BUSY`` /
+``Hangup`` on the originated channel into engine events), and carries out the engine's actions.
 
 It also runs the FastAGI server the dialplan's ``PAGE_AGI`` points at (unless
 ``[paging] agi_url = "local"``) and tells it which sessions are real: a session is
@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,12 +61,10 @@ from gateway.logcontext import log_context
 from gateway.outbox import queued_with_key
 from gateway.paging import escalation as engine
 from gateway.paging.agi import FastAgiServer, LivePage, PageAck, page_text_variables
+from gateway.paging.ami_events import PageCalls
 from gateway.paging.escalation import (
     Acknowledged,
-    CallEnded,
-    DialEnded,
     Escalation,
-    OriginateResult,
     OriginateSent,
     PageNow,
     Person,
@@ -187,17 +184,11 @@ class PagingService:
         self.sweep_interval = timedelta(seconds=sweep_seconds)
         self.rules = Rules.from_config(config.paging)
         self._open: dict[int, Escalation] = {}
-        self._keys: dict[str, int] = {}
-        self._tokens: dict[str, str] = {}
-        """Page token → attempt key, for live attempts only."""
-        self._channels: dict[str, str] = {}
-        self._seen: dict[str, set[str]] = {}
-        """Attempt key → the channel names and unique ids AMI showed for its call."""
+        self._calls = PageCalls()
+        """Which attempt a key, a page token or a channel belongs to, and what AMI said of it."""
         self._seen_changed = asyncio.Event()
         self._placed_text: dict[str, str] = {}
         self._unplaced: set[str] = set()
-        self._finished: deque[str] = deque(maxlen=256)
-        """Tokens of attempts just over: their late PageAck echoes are expected, not suspicious."""
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._agi: FastAgiServer | None = None
@@ -248,24 +239,20 @@ class PagingService:
 
     def on_ami_message(self, message: AmiMessage) -> None:
         """Every AMI event; the few about our calls become engine events."""
-        event = self._translate(message)
+        sightings = self._calls.sightings
+        event = self._calls.feed(message, self.clock.now())
+        if self._calls.sightings != sightings:  # wake the FastAGI sessions waiting for their channel
+            self._seen_changed.set()
+            self._seen_changed = asyncio.Event()
         if event is not None:
             self._inbox.put_nowait(event)
 
     def on_page_ack(self, ack: PageAck) -> None:
         """A round of the FastAGI dialog (the same news also arrives as a UserEvent)."""
-        key = self._page_key(ack.page_id, "FastAGI PageAck")
+        key = self._calls.page_key(ack.page_id, "FastAGI PageAck")
         if key is None:
             return
         self._inbox.put_nowait(Acknowledged(key, ack.digit, ack.number, ack.at or self.clock.now()))
-
-    def _page_key(self, token: str, source: str) -> str | None:
-        """The live attempt a page token belongs to; a finished one is quietly ignored."""
-        key = self._tokens.get(token)
-        if key is None:
-            level = logging.DEBUG if token in self._finished else logging.WARNING
-            log.log(level, "%s with an unknown or finished page id ignored", source)
-        return key
 
     async def tick(self) -> None:
         """Let time act now (tests move a FixedClock and call this)."""
@@ -288,14 +275,14 @@ class PagingService:
         The AMI events naming the channel normally precede the AGI (the dialplan answers and
         waits first); a session that arrives before them waits up to ``AGI_WAIT_SECONDS``.
         """
-        key = self._tokens.get(token) if token else None
+        key = self._calls.live_attempt(token)
         if key is None:
             return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + AGI_WAIT_SECONDS
-        while not self._is_our_channel(key, channel, uniqueid):
+        while not self._calls.is_our_channel(key, channel, uniqueid):
             remaining = deadline - loop.time()
-            if remaining <= 0 or key not in self._seen:
+            if remaining <= 0 or not self._calls.is_placed(key):
                 return None
             try:
                 await asyncio.wait_for(self._seen_changed.wait(), remaining)
@@ -306,12 +293,8 @@ class PagingService:
             return None
         return LivePage(token, attempt.person.number, await self._answer_text(attempt))
 
-    def _is_our_channel(self, key: str, channel: str, uniqueid: str) -> bool:
-        seen = self._seen.get(key, set())
-        return bool((channel and channel in seen) or (uniqueid and uniqueid in seen))
-
     def _attempt(self, key: str) -> engine.Attempt | None:
-        escalation_id = self._keys.get(key)
+        escalation_id = self._calls.escalation_of(key)
         escalation = self._open.get(escalation_id) if escalation_id is not None else None
         return escalation.attempt(key) if escalation is not None else None
 
@@ -358,7 +341,7 @@ class PagingService:
             if self._next_sweep is None or item.now >= self._next_sweep:
                 await self._sweep(grace=SWEEP_GRACE)
         else:
-            escalation_id = self._keys.get(str(getattr(item, "key", None) or getattr(item, "page_id", "")))
+            escalation_id = self._calls.escalation_of(str(getattr(item, "key", None) or getattr(item, "page_id", "")))
             if escalation_id is not None and escalation_id in self._open:
                 await self._step(self._open[escalation_id], item)
 
@@ -389,23 +372,11 @@ class PagingService:
     def _remember(self, escalation: Escalation) -> None:
         if escalation.is_open:
             self._open[escalation.id] = escalation
-            for attempt in escalation.attempts:
-                self._keys[attempt.key] = escalation.id
-                if attempt.page_token and attempt.active:
-                    self._tokens[attempt.page_token] = attempt.key
-                elif attempt.page_token:
-                    self._forget_attempt(attempt)
         else:
             self._open.pop(escalation.id, None)
-            for attempt in escalation.attempts:
-                self._forget_attempt(attempt)
-
-    def _forget_attempt(self, attempt: engine.Attempt) -> None:
-        if attempt.page_token and self._tokens.pop(attempt.page_token, None) is not None:
-            self._finished.append(attempt.page_token)
-        self._seen.pop(attempt.key, None)
-        self._placed_text.pop(attempt.key, None)
-        self._unplaced.discard(attempt.key)
+        for attempt in self._calls.remember(escalation):
+            self._placed_text.pop(attempt.key, None)
+            self._unplaced.discard(attempt.key)
 
     async def _close(self, action: engine.CloseEscalation, escalation: Escalation) -> None:
         if action.state == EscalationState.ACKNOWLEDGED:
@@ -419,15 +390,14 @@ class PagingService:
             log.error("escalation %d %s: nobody acknowledged; mailing the secretariat instead",
                       action.escalation_id, action.state)
             await self._mail_secretariat(escalation.id, escalation.receipt_ids)
-        for key in [k for k, e in self._keys.items() if e == action.escalation_id]:
-            del self._keys[key]
+        self._calls.close(action.escalation_id)
 
     async def _hang_up(self, escalation: Escalation) -> None:
         """End the call a stop caught ringing: nobody should pick up a page already called off.
 
         Its channel is known from the ``VarSet PAGE_ID`` event the call's creation raised."""
         stopped = {a.key for a in escalation.attempts if a.result == "stopped" and a.sent_at is not None}
-        for channel in [c for c, key in self._channels.items() if key in stopped]:
+        for channel in self._calls.channels_of(stopped):
             try:
                 response = await self.ami.send_action("Hangup", Channel=channel, Cause="16", timeout=HANGUP_TIMEOUT)
                 detail = "" if response.response == "Success" else response.get("Message") or response.response or ""
@@ -623,7 +593,7 @@ class PagingService:
             self.on_originate(call.key, sent_at)
         log.info("page %s: calling %s %s (%s), %d receipt(s)", call.key, call.role, call.name, call.number,
                  len(call.receipt_ids))
-        self._seen.setdefault(call.key, set())
+        self._calls.placed(call.key)
         await self._feed(call.key, OriginateSent(call.key, sent_at))
         if self.speech is not None:  # render while it rings, so the page is ready on answer
             task = asyncio.create_task(asyncio.to_thread(self.speech.prompt, text))
@@ -642,7 +612,7 @@ class PagingService:
         await self._feed(call.key, PlaceFailed(call.key, self.clock.now(), detail, retry_at))
 
     async def _feed(self, key: str, event: object) -> None:
-        escalation_id = self._keys.get(key)
+        escalation_id = self._calls.escalation_of(key)
         if escalation_id is not None and escalation_id in self._open:
             await self._step(self._open[escalation_id], event)
 
@@ -651,60 +621,6 @@ class PagingService:
             receipts = session.scalars(select(Receipt).where(Receipt.id.in_(receipt_ids)).order_by(Receipt.id)).all()
             return spoken_page_text(receipts, room_name=self.config.duty.room_name,
                                     room_phone=self.config.duty.room_phone)
-
-    # -- AMI events -------------------------------------------------------------------------
-
-    def _translate(self, message: AmiMessage) -> object | None:
-        """The engine event an AMI message means, if it is about one of our calls."""
-        name = message.event
-        now = self.clock.now()
-        if name == "VarSet" and message.get("Variable") == "PAGE_ID":
-            key = self._tokens.get(message.get("Value") or "")
-            if key is not None:
-                self._channels[message.get("Channel") or ""] = key
-                self._saw(key, message.get("Channel"), message.get("Uniqueid"))
-            return None
-        if name == "UserEvent" and message.get("UserEvent") == "PageAck":
-            key = self._page_key(message.get("PageID") or "", "UserEvent PageAck")
-            if key is None:
-                return None
-            channel, seen = message.get("Channel") or "", self._seen.get(key)
-            if seen and channel and channel not in seen and message.get("Uniqueid") not in seen:
-                log.warning("UserEvent PageAck from channel %s, not the page's own call: ignored", channel)
-                return None
-            return Acknowledged(key, message.get("Digit") or "", message.get("Number") or None, now)
-        if name == "OriginateResponse" and (message.action_id or "") in self._keys:
-            return self._originate_response(message, now)
-        if name == "DialEnd":
-            key = self._channels.get(message.get("DestChannel") or message.get("Channel") or "")
-            status = message.get("DialStatus") or ""
-            return DialEnded(key, status, now) if key and status != "ANSWER" else None
-        if name == "Hangup":
-            key = self._channels.pop(message.get("Channel") or "", None)
-            if key is None:
-                return None
-            return DialEnded(key, "BUSY", now) if message.get("Cause") == "17" else CallEnded(key, now)
-        return None
-
-    def _saw(self, key: str, *names: str | None) -> None:
-        """Names of our own call's channel, as AMI reported them (what a FastAGI session must match)."""
-        known = [n for n in names if n and n != "<unknown>" and "@" not in n]
-        if known:
-            self._seen.setdefault(key, set()).update(known)
-            self._seen_changed.set()
-            self._seen_changed = asyncio.Event()
-
-    def _originate_response(self, message: AmiMessage, now: datetime) -> OriginateResult:
-        key = message.action_id or ""
-        channel = message.get("Channel")
-        if channel and "@" not in channel:
-            self._channels[channel] = key
-        self._saw(key, channel, message.get("Uniqueid"))
-        try:
-            reason: int | None = int(message.get("Reason") or "")
-        except ValueError:
-            reason = None
-        return OriginateResult(key, reason, channel, now)
 
 
 # -- database work (run on the database's threads through db.run) --------------------------
