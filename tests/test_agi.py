@@ -346,7 +346,7 @@ def test_no_originate_line_is_longer_than_asterisks_ami_limit() -> None:
     from gateway.ami.framing import format_action
     from gateway.config import load_config
     from gateway.paging.escalation import PlaceCall
-    from gateway.paging.pager import originate_fields
+    from gateway.paging.originate import originate_fields
 
     call = PlaceCall(1, "attempt-1", "13700003333", "director", "主任", (1, 2, 3))
     wire = format_action("Originate", "a1", **originate_fields(load_config(ROOT / "examples" / "dutygw.toml", env={}), call, LONG_PAGE, 4573, "tok"))

@@ -60,7 +60,8 @@ from gateway.config import Config
 from gateway.logcontext import log_context
 from gateway.outbox import queued_with_key
 from gateway.paging import escalation as engine
-from gateway.paging.agi import FastAgiServer, LivePage, PageAck, page_text_variables
+from gateway.paging import rows
+from gateway.paging.agi import FastAgiServer, LivePage, PageAck
 from gateway.paging.ami_events import PageCalls
 from gateway.paging.escalation import (
     Acknowledged,
@@ -76,6 +77,7 @@ from gateway.paging.escalation import (
     UrgentReceipt,
 )
 from gateway.paging.notices import URGENT_NOTICE, spoken_page_text
+from gateway.paging.originate import originate_fields
 from gateway.paging.outgoing import escalation_notice_key, queue_urgent_notice, receipt_notice_key
 from gateway.paging.policy import ReceiptFacts, chain_as_json, decide, resolve_chain
 from gateway.paging.speech import Speech
@@ -84,7 +86,7 @@ from gateway.shifts.roster import on_duty
 from storage.db import Database
 from storage.faxes import Receipt
 from storage.paging import Escalation as EscalationRow
-from storage.paging import OutboundMail, PageAttempt, PagingRequest
+from storage.paging import OutboundMail, PagingRequest
 from storage.states import AttemptResult, EscalationState
 
 log = logging.getLogger("dutygw.paging")
@@ -200,7 +202,7 @@ class PagingService:
 
     async def start(self) -> None:
         """Load the open escalations and resume them; sweep; then run the worker and the timer."""
-        for value in await self.db.run(_load_open, self.db):
+        for value in await self.db.run(rows.load_open, self.db):
             self._remember(value)
         if self._open:
             log.info("resuming %d open escalation(s)", len(self._open))
@@ -357,7 +359,7 @@ class PagingService:
         before it is dialled."""
         after = _with_tokens(after, actions)
         if after != before:
-            await self.db.run(_store, self.db, after)
+            await self.db.run(rows.store, self.db, after)
             self._remember(after)
         for action in actions:
             if isinstance(action, engine.RecordAttemptResult):
@@ -474,7 +476,7 @@ class PagingService:
         """Join the escalation under way (the event to feed it), or open one: its row is
         added to ``session`` and committed with it, before any call is placed."""
         recent = session.scalars(select(EscalationRow).where(EscalationRow.opened_at >= now - RECENT)).all()
-        route = engine.route_receipt([escalation_value(r) for r in recent], receipt_id, now, self.rules)
+        route = engine.route_receipt([rows.escalation_value(r) for r in recent], receipt_id, now, self.rules)
         log.info("receipt %d: %s", receipt_id, route.reason)
         if route.kind == "ignore":
             return None
@@ -626,17 +628,6 @@ class PagingService:
 # -- database work (run on the database's threads through db.run) --------------------------
 
 
-def _load_open(db: Database) -> list[Escalation]:
-    with db.session() as session:
-        rows = session.scalars(select(EscalationRow).where(EscalationRow.state == EscalationState.OPEN)).all()
-        return [escalation_value(row) for row in rows]
-
-
-def _store(db: Database, value: Escalation) -> None:
-    with db.session() as session:
-        store_escalation(session, value)
-
-
 def _pending_requests(db: Database) -> list[ConsoleRequest]:
     with db.session() as session:
         rows = session.scalars(select(PagingRequest).where(PagingRequest.state == "pending")
@@ -687,100 +678,6 @@ def _unhandled_receipts(db: Database, since: datetime, decided_before: datetime)
         for ids in session.scalars(notices):
             handled.update(int(i) for i in ids or [])
         return [r for r in candidates if r not in handled]
-
-
-# -- Originate ------------------------------------------------------------------------------
-
-
-def agi_url(config: Config, port: int | None = None) -> str:
-    """What the dialplan should run on answer; empty for the PBX's local script."""
-    paging = config.paging
-    if paging.agi_url == "local":
-        return ""
-    return paging.agi_url or f"agi://{paging.agi_host}:{port or paging.agi_port}/page"
-
-
-def originate_fields(config: Config, call: PlaceCall, text: str, agi_port: int | None = None,
-                     token: str = "") -> dict[str, str | list[str]]:
-    """The Originate into ``[paging] ack``. ``PAGE_ID`` is the attempt's unguessable token
-    (the ActionID stays between the gateway and AMI); the text rides along base64-encoded
-    (commas split ``Variable`` values on AMI) for the local-AGI mode, which has nothing else
-    to speak from; the FastAGI server never uses it."""
-    paging = config.paging
-    variables = [
-        f"PAGE_ID={token or call.key}",
-        f"PAGE_ATTEMPT={call.key}",
-        f"PAGE_ESCALATION={call.escalation_id}",
-        f"PAGE_NUMBER={call.number}",
-        *page_text_variables(text),
-    ]
-    url = agi_url(config, agi_port)
-    if url:
-        variables.append(f"PAGE_AGI={url}")
-    return {
-        "Channel": paging.channel.format(number=call.number),
-        "Context": paging.context,
-        "Exten": paging.exten,
-        "Priority": "1",
-        "Async": "true",
-        "Timeout": str(int(paging.ring_timeout_seconds * 1000)),
-        "CallerID": paging.caller_id,
-        "Variable": variables,
-    }
-
-
-# -- rows <-> values ----------------------------------------------------------------------
-
-
-def escalation_value(row: EscalationRow) -> Escalation:
-    """The engine's value of a stored escalation."""
-    chain = tuple(Person(p.get("role", ""), p.get("name", ""), p.get("number", "")) for p in row.chain or [])
-    attempts = tuple(
-        engine.Attempt(
-            key=a.action_id, step=a.step, round=a.round, try_no=a.try_no, person=Person(a.role, a.name, a.number),
-            planned_at=a.planned_at, due_at=a.due_at or a.planned_at, receipt_ids=tuple(a.receipt_ids or ()),
-            sent_at=a.sent_at, answered_at=a.answered_at, ended_at=a.ended_at, result=a.result,
-            channel=a.channel, detail=a.detail, page_token=a.page_token,
-        )
-        for a in row.attempts
-    )
-    return Escalation(
-        id=row.id, opened_at=row.opened_at, deadline_at=row.deadline_at, chain=chain,
-        receipt_ids=tuple(row.receipt_ids or ()), attempts=attempts, state=row.state, not_before=row.not_before,
-        acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
-        acknowledged_number=row.acknowledged_number, deadline_met=row.deadline_met, closed_at=row.closed_at,
-        fallback_at=row.fallback_at, stopped_by=row.stopped_by, stop_reason=row.stop_reason,
-    )
-
-
-def store_escalation(session: Session, value: Escalation) -> EscalationRow:
-    """Write the engine's value over its row (attempts matched by ActionID)."""
-    row = session.get(EscalationRow, value.id)
-    if row is None:
-        row = EscalationRow(id=value.id)
-        session.add(row)
-    for name in ("opened_at", "deadline_at", "state", "not_before", "acknowledged_at", "acknowledged_by",
-                 "acknowledged_number", "deadline_met", "closed_at", "fallback_at", "stopped_by", "stop_reason"):
-        setattr(row, name, getattr(value, name))
-    row.receipt_ids = list(value.receipt_ids)
-    row.chain = [{"role": p.role, "name": p.name, "number": p.number} for p in value.chain]
-    stored = {a.action_id: a for a in row.attempts}
-    for attempt in value.attempts:
-        target = stored.get(attempt.key)
-        if target is None:
-            target = PageAttempt(action_id=attempt.key)
-            row.attempts.append(target)
-        _copy_attempt(attempt, target)
-    return row
-
-
-def _copy_attempt(attempt: engine.Attempt, row: PageAttempt) -> None:
-    row.step, row.round, row.try_no = attempt.step, attempt.round, attempt.try_no
-    row.role, row.name, row.number = attempt.person.role, attempt.person.name, attempt.person.number
-    row.planned_at, row.due_at, row.receipt_ids = attempt.planned_at, attempt.due_at, list(attempt.receipt_ids)
-    row.sent_at, row.answered_at, row.ended_at = attempt.sent_at, attempt.answered_at, attempt.ended_at
-    row.result, row.channel, row.detail = attempt.result, attempt.channel, attempt.detail
-    row.page_token = attempt.page_token
 
 
 # -- wiring for the daemon ----------------------------------------------------------------
