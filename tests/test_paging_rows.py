@@ -45,16 +45,22 @@ def test_every_step_of_a_page_reads_back_as_it_was_stored(database: Database) ->
     assert isinstance(first, engine.PlaceCall)
     value = engine.with_page_token(value, first.key, "tok-1")
     steps = [value]
-    for event in (OriginateSent(first.key, NIGHT), OriginateResult(first.key, 3, "PJSIP/13700001111@trunk",
-                                                                   NIGHT + timedelta(seconds=30))):
+    first_call: list[engine.Event] = [
+        OriginateSent(first.key, NIGHT),
+        OriginateResult(first.key, 3, "PJSIP/13700001111@trunk", NIGHT + timedelta(seconds=30)),
+    ]
+    for event in first_call:
         value, _ = engine.handle(value, event, RULES)
         steps.append(value)
     value, _ = engine.handle(value, Tick(NIGHT + timedelta(seconds=60)), RULES)
     second = value.attempts[-1]
     value = engine.with_page_token(value, second.key, "tok-2")
-    for event in (OriginateSent(second.key, NIGHT + timedelta(seconds=60)),
-                  OriginateResult(second.key, 4, "PJSIP/trunk-0000001b", NIGHT + timedelta(seconds=65)),
-                  Acknowledged(second.key, "1", None, NIGHT + timedelta(seconds=70))):
+    second_call: list[engine.Event] = [
+        OriginateSent(second.key, NIGHT + timedelta(seconds=60)),
+        OriginateResult(second.key, 4, "PJSIP/trunk-0000001b", NIGHT + timedelta(seconds=65)),
+        Acknowledged(second.key, "1", None, NIGHT + timedelta(seconds=70)),
+    ]
+    for event in second_call:
         value, _ = engine.handle(value, event, RULES)
         steps.append(value)
     for step in steps:
