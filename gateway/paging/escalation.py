@@ -383,11 +383,13 @@ def _stop(escalation: Escalation, event: Stopped) -> Step:
     for attempt in escalation.attempts:
         if attempt.active:
             detail = f"stopped by {event.by}"
-            escalation = _replace_attempt(escalation, _ended(attempt, "stopped", event.at, detail))
-            actions.append(RecordAttemptResult(escalation.id, attempt.key, "stopped", event.at))
-    closed = dataclasses.replace(escalation, state="stopped", closed_at=event.at, stopped_by=event.by,
-                                 stop_reason=event.reason)
-    actions.append(CloseEscalation(escalation.id, "stopped", bool(escalation.deadline_met), event.at))
+            stopped = AttemptResult.STOPPED
+            escalation = _replace_attempt(escalation, _ended(attempt, stopped, event.at, detail))
+            actions.append(RecordAttemptResult(escalation.id, attempt.key, stopped, event.at))
+    closed = dataclasses.replace(escalation, state=EscalationState.STOPPED, closed_at=event.at,
+                                 stopped_by=event.by, stop_reason=event.reason)
+    actions.append(CloseEscalation(escalation.id, EscalationState.STOPPED, bool(escalation.deadline_met),
+                                   event.at))
     return closed, actions
 
 
