@@ -17,7 +17,9 @@ import io
 import logging
 import os
 import re
+import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -48,6 +50,10 @@ PDF_DPI = 300
 
 RENDER_TIMEOUT_S = 60
 """Ghostscript's own limit; the intake's OCR worker kills a stuck render far sooner."""
+RENDER_CPU_S_PER_PAGE = 2
+"""CPU seconds ghostscript may use per page asked for (a fax page takes well under one).
+The kernel stops a program that never ends (``RLIMIT_CPU``): the reader that called it
+goes on with its models loaded, where the intake's watchdog would have to kill it."""
 
 
 @dataclass(frozen=True)
@@ -277,13 +283,33 @@ def _load_postscript(source: Path | bytes, *, max_pages: int, max_pixels: int,
         command = [gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pnggray",
                    f"-r{PDF_DPI}", f"-dLastPage={max_pages}",
                    f"-sOutputFile={work}/page-%04d.png", str(path)]
-        result = subprocess.run(command, capture_output=True, timeout=RENDER_TIMEOUT_S, check=False)
+        cpu_limit = RENDER_CPU_S_PER_PAGE * max(1, min(max_pages, 1000))
+        returncode, stderr = _run_with_cpu_limit(command, cpu_limit)
         files = sorted(Path(work).glob("page-*.png"))
-        if result.returncode != 0 and not files:
+        if returncode == -signal.SIGXCPU:
+            raise CorruptDocument(f"PostScript 渲染超过{cpu_limit}秒（处理器时间）仍未完成"
+                                  f"（{len(files)}页已渲染），已中止")
+        if returncode != 0 and not files:
             raise CorruptDocument(f"ghostscript could not read the PostScript: "
-                                  f"{result.stderr.decode(errors='replace').strip()[:200]}")
+                                  f"{stderr.decode(errors='replace').strip()[:200]}")
         total = len(files)  # ghostscript cannot count pages without rendering them all
         return [_png_page(f, i, total, max_pixels) for i, f in enumerate(files)]
+
+
+def _run_with_cpu_limit(command: list[str], cpu_seconds: int) -> tuple[int, bytes]:
+    """Run ``command`` with at most ``cpu_seconds`` of CPU time (SIGXCPU ends it) and
+    ``RENDER_TIMEOUT_S`` of wall time; returns its exit code and standard error."""
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+        try:  # set from outside: preexec_fn is unsafe in a process with threads (onnxruntime's)
+            resource.prlimit(process.pid, resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        except (ProcessLookupError, PermissionError):
+            pass  # already finished
+        try:
+            _, stderr = process.communicate(timeout=RENDER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        return process.returncode, stderr
 
 
 def _spill(data: bytes, path: Path) -> Path:

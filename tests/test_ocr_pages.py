@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import resource
 import shutil
 import struct
 import subprocess
@@ -32,7 +33,8 @@ from ocr.normalise import (
     resample,
     to_grey,
 )
-from ocr.pages import FaxPage, load_pages
+from ocr.pages import RENDER_CPU_S_PER_PAGE, FaxPage, load_pages
+from tests.fax_mails import POSTSCRIPT_LOOP
 from tests.ocr_corpus import FaxFixture
 
 MAX_PAGES, MAX_PIXELS = 60, 40_000_000
@@ -218,6 +220,17 @@ def test_postscript_input_is_rasterised_by_ghostscript(fax_corpus: list[FaxFixtu
 
 
 # --- documents that cannot be read --------------------------------------------------------
+
+def test_a_postscript_program_that_never_ends_is_stopped_at_its_cpu_limit() -> None:
+    """The kernel stops ghostscript (RLIMIT_CPU): the caller is not stuck and not killed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with pytest.raises(CorruptDocument, match="PostScript 渲染超过4秒"):
+        load_pages(POSTSCRIPT_LOOP, max_pages=2, max_pixels=40_000_000, count_pages=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    assert 2 * RENDER_CPU_S_PER_PAGE - 1 < used < 2 * RENDER_CPU_S_PER_PAGE + 2
+
+
 
 def test_zero_bytes_is_an_empty_document(tmp_path: Path) -> None:
     (tmp_path / "empty.tif").write_bytes(b"")
