@@ -157,7 +157,7 @@ async def run(runs: int, ahead: int) -> None:
 
 def _header_pass_times(runs: int) -> list[float]:
     """The baseline: page 1's header pass of the same fax, in this process, models warm,
-    with the workers' settings (one RapidOCR thread)."""
+    with the workers' settings."""
     from gateway.fax.service import WORKER_THREADS, build_reader
     from ocr.pages import load_pages
 
