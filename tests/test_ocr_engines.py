@@ -74,6 +74,21 @@ def test_rapidocr_loads_its_models_without_network(monkeypatch: pytest.MonkeyPat
     assert blank.lines == () and blank.engine == "rapidocr"
 
 
+@pytest.mark.ocr
+def test_rapidocr_threads_sleep_while_they_wait() -> None:
+    """Spinning threads of a two-thread page took twice the CPU on a busy machine."""
+    from rapidocr_onnxruntime.utils.infer_engine import OrtInferSession
+
+    before = OrtInferSession.__dict__["_init_sess_opts"]
+    engine = RapidOcrEngine(threads=2)
+    ocr = engine._ocr  # the sessions RapidOCR built are what counts
+    for session in (ocr.text_det.infer.session, ocr.text_cls.infer.session, ocr.text_rec.session.session):
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == 2
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert OrtInferSession.__dict__["_init_sess_opts"] is before  # RapidOCR is left as it was
+
+
 # --- the pipeline on the corpus -----------------------------------------------------------
 
 def by_resolution(cers: dict[str, list[float]]) -> dict[str, float]:
