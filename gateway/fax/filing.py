@@ -30,7 +30,7 @@ from gateway.fax.mail import Attachment, FaxMail, document_mail, parse_mail
 from gateway.fax.numbering import insert_numbered
 from gateway.fax.spool import write_durably
 from ocr.errors import UnreadableDocument
-from ocr.model import FaxFields, PageText, Reason, UrgencyDecision
+from ocr.model import FaxFields, PageText, Reason, Rule, UrgencyDecision
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt, ReceiptPage
 
@@ -285,7 +285,7 @@ class Filer:
 
     def record_unreadable(self, receipt_id: int, error: str) -> None:
         """Nobody can tell whether an unreadable fax is urgent: treat it as possibly urgent."""
-        reason = Reason(rule="unreadable_document", word="", where=error[:200])
+        reason = Reason(rule=Rule.UNREADABLE_DOCUMENT, word="", where=error[:200])
         self.record_header(receipt_id, UrgencyDecision(False, True, None, None, None, (reason,)))
 
     def _notify(self, receipt_id: int) -> None:
@@ -331,13 +331,11 @@ def _apply_decision(receipt: Receipt, decision: UrgencyDecision) -> None:
 
 
 def _apply_reading(receipt: Receipt, reading: Reading) -> None:
+    """The register fields and page texts. Not the urgency decision: ``record_header``
+    stored it, and the fields' urgency and classification are that decision's."""
     fields = reading.fields
-    _apply_decision(receipt, reading.urgency)
     for name in ("copy_no", "doc_number", "issuer", "title", "recipients", "doc_date", "sender"):
         setattr(receipt, name, getattr(fields, name))
-    receipt.urgency = fields.urgency or receipt.urgency
-    receipt.classification = fields.classification or receipt.classification
-    receipt.secrecy_period = fields.secrecy_period or receipt.secrecy_period
     receipt.page_texts = [_page_row(page) for page in reading.pages]
     receipt.ocr_engine = next((page.engine for page in reading.pages), None)
     receipt.ocr_confidence = reading.confidence
