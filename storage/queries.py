@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -26,6 +26,9 @@ from storage.console import (
 from storage.faxes import Receipt
 from storage.paging import Escalation, PageAttempt
 from storage.spotcheck import SpotAttempt, SpotCheck
+
+_Row = TypeVarTuple("_Row")
+"""What a filtered query selects (a call, or a call and its note)."""
 
 MISSED = ("missed_abandoned", "missed_no_answer", "missed_busy")
 NOTE_FIELDS = ("caller_name", "caller_unit", "matter", "handling", "instruction")
@@ -50,7 +53,7 @@ def call_log(session: Session, where: CallFilter, limit: int = 50, offset: int =
     return [(call, note) for call, note in session.execute(query)]
 
 
-def _filtered(query: Select[Any], where: CallFilter) -> Select[Any]:
+def _filtered(query: Select[*_Row], where: CallFilter) -> Select[*_Row]:
     if where.start is not None:
         query = query.where(Call.arrived_at >= where.start)
     if where.end is not None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
@@ -30,44 +31,42 @@ from gateway.fax.mail import Attachment, FaxMail, document_mail, parse_mail
 from gateway.fax.numbering import insert_numbered
 from gateway.fax.spool import write_durably
 from ocr.errors import UnreadableDocument
-from ocr.model import FaxFields, PageText, Reason, Rule, UrgencyDecision
+from ocr.model import PageText, Reason, Rule, UrgencyDecision
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt, ReceiptPage
 
+if TYPE_CHECKING:  # the OCR engines load only where pages are read (workers, ``fax ingest``)
+    from ocr.pages import FaxPage
+    from ocr.reader import FaxReading, HeaderReading
+
 log = logging.getLogger("dutygw.fax.filing")
 
-HeaderCallback = Callable[[UrgencyDecision, Any], None]
+HeaderCallback = Callable[[UrgencyDecision, PageText], None]
 """``(decision, page-1 text)``, as ``ocr.reader.FaxReader`` calls it."""
+PageCallback = Callable[[int], None]
+"""Told each step before it is done (a page number; see ``ocr.reader.PageCallback``)."""
 UrgencyCallback = Callable[[int], None]
 
 _SUFFIXES = {"image/tiff": ".tif", "application/pdf": ".pdf", "application/postscript": ".ps",
              "image/png": ".png", "image/jpeg": ".jpg"}
 
 
-class Reading(Protocol):
-    """What filing takes from a reading (``ocr.reader.FaxReading`` fits)."""
-
-    @property
-    def pages(self) -> Sequence[PageText]: ...
-    @property
-    def fields(self) -> FaxFields: ...
-    @property
-    def urgency(self) -> UrgencyDecision: ...
-    @property
-    def confidence(self) -> float | None: ...
-    @property
-    def review(self) -> Sequence[str]:
-        """Why a person should check the reading (already in Chinese)."""
-        ...
-
-
 class Reader(Protocol):
-    """What filing needs of the OCR package (``ocr.reader.FaxReader`` fits)."""
+    """What the fax intake needs of the OCR package (``ocr.reader.FaxReader`` fits): all
+    pages in one go (``read``, filing in this thread), or the header pass and the rest as
+    two jobs (``read_header``, ``read_rest``, in ``gateway.fax.worker``)."""
 
-    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> Reading: ...
+    def read(self, pages: Sequence[FaxPage], *,
+             on_header: HeaderCallback | None = None) -> FaxReading: ...
+
+    def read_header(self, pages: Sequence[FaxPage], *,
+                    on_page: PageCallback | None = None) -> HeaderReading: ...
+
+    def read_rest(self, pages: Sequence[FaxPage], header: HeaderReading, *,
+                  on_page: PageCallback | None = None) -> FaxReading: ...
 
 
-PageLoader = Callable[..., list[Any]]
+PageLoader = Callable[..., list["FaxPage"]]
 
 
 @dataclass(frozen=True)
@@ -145,13 +144,13 @@ class Filer:
             return self._set_mail_state(mail_id, "quarantined", f"邮件无法解析：{exc}")
         return self._file_parsed(mail_id, fax)
 
-    def _parse(self, spool_path: Path, arrived_at: Any) -> FaxMail:
+    def _parse(self, spool_path: Path, arrived_at: datetime) -> FaxMail:
         raw = spool_path.read_bytes()
         if spool_path.suffix == ".eml":
             return parse_mail(raw, arrived_at=arrived_at, zone=self._config.zone)
         return document_mail(raw, spool_path.name, arrived_at=arrived_at, zone=self._config.zone)
 
-    def _file_parsed(self, mail_id: int, fax: FaxMail) -> FilingResult:
+    def _file_parsed(self, mail_id: int, fax: FaxMail) -> FilingResult | Opened:
         attachment = fax.attachment
         self._note_mail(mail_id, fax, attachment)
         duplicate = self._duplicate_reason(mail_id, fax, attachment)
@@ -247,7 +246,7 @@ class Filer:
     def _read_and_finish(self, opened: Opened) -> FilingResult:
         """Read in this thread (no watchdog) and finish: ``fax ingest`` and tests."""
         reasons = list(opened.reasons)
-        reading: Reading | None = None
+        reading: FaxReading | None = None
         total_pages: int | None = None
         if opened.has_attachment:
             try:
@@ -270,7 +269,7 @@ class Filer:
         return self.finish(opened, reading, total_pages, reasons)
 
     def _header_recorder(self, receipt_id: int) -> HeaderCallback:
-        def on_header(decision: UrgencyDecision, _page1_text: Any) -> None:
+        def on_header(decision: UrgencyDecision, _page1_text: PageText) -> None:
             self.record_header(receipt_id, decision)
             self._notify(receipt_id)
 
@@ -294,7 +293,7 @@ class Filer:
         except Exception:
             log.exception("on_urgency callback failed for receipt %d", receipt_id)
 
-    def finish(self, opened: Opened, reading: Reading | None, total_pages: int | None,
+    def finish(self, opened: Opened, reading: FaxReading | None, total_pages: int | None,
                reasons: Sequence[str]) -> FilingResult:
         """Store what was read and the review reasons; the mail is filed."""
         mail_id, receipt_id = opened.mail_id, opened.receipt_id
@@ -315,7 +314,7 @@ class Filer:
         return FilingResult(mail_id, status, receipt_id, "; ".join(dict.fromkeys(reasons)) or None)
 
 
-def _default_loader(*args: Any, **kwargs: Any) -> list[Any]:
+def _default_loader(*args: Any, **kwargs: Any) -> list[FaxPage]:
     from ocr.pages import load_pages
 
     return load_pages(*args, **kwargs)
@@ -330,7 +329,7 @@ def _apply_decision(receipt: Receipt, decision: UrgencyDecision) -> None:
     receipt.urgency_reasons = [reason.as_dict() for reason in decision.reasons]
 
 
-def _apply_reading(receipt: Receipt, reading: Reading) -> None:
+def _apply_reading(receipt: Receipt, reading: FaxReading) -> None:
     """The register fields and page texts. Not the urgency decision: ``record_header``
     stored it, and the fields' urgency and classification are that decision's."""
     fields = reading.fields
@@ -347,7 +346,7 @@ def _page_row(page: PageText) -> ReceiptPage:
                        confidence=page.confidence, engine=page.engine, error=page.error)
 
 
-def _reading_reasons(reading: Reading) -> list[str]:
+def _reading_reasons(reading: FaxReading) -> list[str]:
     reasons = list(reading.review)
     others = [name for name in reading.fields.conflicts if name != "doc_number"]  # the reader names that one
     if others:
