@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from gateway.clock import UTC
 from storage.calls import Call
-from storage.db import Database, alembic_config
+from storage.db import Database
 from storage.paging import Escalation, OutboundMail, PageAttempt
 from storage.states import AttemptResult, CallDirection, CallOutcome, EscalationState, MailState
 
@@ -73,16 +73,24 @@ def test_the_attempt_result_is_checked_too(any_database: Database) -> None:
             connection.execute(text("UPDATE page_attempts SET result = 'rang'"))
 
 
-def test_migration_0007_goes_down_and_up_again(database: Database) -> None:
-    with database.engine.begin() as connection:
-        config = alembic_config(database.url)
-        config.attributes["connection"] = connection
+def test_migration_0007_goes_down_and_up_again_keeping_the_attempts(database: Database) -> None:
+    """0007 copies ``escalations`` on SQLite: with foreign keys on, dropping the old table
+    deleted every page attempt (ON DELETE CASCADE). ``Database.migrating`` turns them off."""
+    with database.migrating() as config:
         command.downgrade(config, "0006")
+        connection = config.attributes["connection"]
         connection.execute(text("INSERT INTO outbound_mail (kind, created_at, due_at, recipients, subject, body, "
                                 "attachments, receipt_ids, state, tries) VALUES "
                                 "('report', '2026-11-21', '2026-11-21', '[]', 's', 'b', '[]', '[]', 'sent', 0)"))
+        connection.execute(text("INSERT INTO escalations (id, opened_at, deadline_at, state, receipt_ids, chain) "
+                                "VALUES (5, '2026-11-21', '2026-11-21', 'acknowledged', '[1]', '[]')"))
+        connection.execute(text("INSERT INTO page_attempts (escalation_id, round, step, try_no, role, name, number, "
+                                "action_id, planned_at, receipt_ids, result) VALUES "
+                                "(5, 0, 0, 1, '带班领导', '', '8001', 'a-5', '2026-11-21', '[1]', 'acknowledged')"))
         command.upgrade(config, "head")
         assert connection.execute(text("SELECT state FROM outbound_mail")).scalar() == "sent"
+        assert connection.execute(text("SELECT escalation_id, result FROM page_attempts")).all() == [
+            (5, "acknowledged")]
 
 
 def test_migration_0007_checks_exactly_the_enums_values() -> None:
