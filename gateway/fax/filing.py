@@ -34,6 +34,7 @@ from ocr.errors import UnreadableDocument
 from ocr.model import PageText, Reason, Rule, UrgencyDecision
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt, ReceiptPage
+from storage.states import FilingOutcome, InboundMailState, ReceiptStatus
 
 if TYPE_CHECKING:  # the OCR engines load only where pages are read (workers, ``fax ingest``)
     from ocr.pages import FaxPage
@@ -72,8 +73,7 @@ PageLoader = Callable[..., list["FaxPage"]]
 @dataclass(frozen=True)
 class FilingResult:
     mail_id: int
-    outcome: str
-    """filed, needs_review, duplicate, quarantined, or skipped (already handled)."""
+    outcome: FilingOutcome
     receipt_id: int | None = None
     reason: str | None = None
 
@@ -121,7 +121,7 @@ class Filer:
     def pending(self) -> list[int]:
         """Mails accepted but not yet filed, oldest first (what a restart must finish)."""
         with self._db.session() as session:
-            query = select(InboundMail.id).where(InboundMail.state == "spooled").order_by(InboundMail.id)
+            query = select(InboundMail.id).where(InboundMail.state == InboundMailState.SPOOLED).order_by(InboundMail.id)
             return list(session.scalars(query))
 
     def file(self, mail_id: int) -> FilingResult:
@@ -134,14 +134,15 @@ class Filer:
         """Parse, set aside (duplicate, quarantine) or open the numbered receipt."""
         with self._db.session() as session:
             row = session.get(InboundMail, mail_id)
-            if row is None or row.state != "spooled":
-                return FilingResult(mail_id, "skipped")
+            if row is None or row.state != InboundMailState.SPOOLED:
+                return FilingResult(mail_id, FilingOutcome.SKIPPED)
             spool_path, arrived_at = Path(row.spool_path), row.received_at
         try:
             fax = self._parse(spool_path, arrived_at)
         except Exception as exc:  # the mail is kept (spool file) and shown to a person
             log.exception("mail %d could not be parsed", mail_id)
-            return self._set_mail_state(mail_id, "quarantined", f"邮件无法解析：{exc}")
+            return self._set_mail_state(mail_id, InboundMailState.QUARANTINED,
+                                       f"邮件无法解析：{exc}")
         return self._file_parsed(mail_id, fax)
 
     def _parse(self, spool_path: Path, arrived_at: datetime) -> FaxMail:
@@ -156,11 +157,11 @@ class Filer:
         duplicate = self._duplicate_reason(mail_id, fax, attachment)
         if duplicate is not None:
             log.info("mail %d is a duplicate: %s", mail_id, duplicate)
-            return self._set_mail_state(mail_id, "duplicate", duplicate)
+            return self._set_mail_state(mail_id, InboundMailState.DUPLICATE, duplicate)
         if attachment is None and not fax.failed:
             reason = _no_attachment_reason(fax)
             log.warning("mail %d quarantined: %s", mail_id, reason)
-            return self._set_mail_state(mail_id, "quarantined", reason)
+            return self._set_mail_state(mail_id, InboundMailState.QUARANTINED, reason)
         receipt_id, original = self._open_receipt(mail_id, fax, attachment)
         return Opened(mail_id, receipt_id, str(original) if original else None,
                       attachment.declared_type if attachment else None, attachment is not None,
@@ -174,11 +175,13 @@ class Filer:
             row.attachment_sha256 = attachment.sha256 if attachment and attachment.data else None
             row.message_id = row.message_id or fax.message_id
 
-    def _set_mail_state(self, mail_id: int, state: str, reason: str | None) -> FilingResult:
+    def _set_mail_state(self, mail_id: int, state: InboundMailState,
+                        reason: str | None) -> FilingResult:
+        """Set a mail aside (duplicate, quarantined): that is also what its filing came to."""
         with self._db.session() as session:
             row = session.get_one(InboundMail, mail_id)
             row.state, row.reason = state, reason
-        return FilingResult(mail_id, state, None, reason)
+        return FilingResult(mail_id, FilingOutcome(state), None, reason)
 
     def _duplicate_reason(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> str | None:
         """Why this mail repeats an earlier one (naming that receipt), or None.
@@ -225,7 +228,7 @@ class Filer:
                 original_path=str(original) if original else None,
                 original_sha256=attachment.sha256 if attachment and attachment.data else None,
                 content_type=(attachment.content_type or attachment.declared_type) if attachment else None,
-                status="reading", review_reasons=[], urgency_reasons=[],
+                status=ReceiptStatus.READING, review_reasons=[], urgency_reasons=[],
             )
 
         receipt = insert_numbered(self._db, make)
@@ -307,11 +310,13 @@ class Filer:
                 review += _reading_reasons(reading)
                 _apply_reading(receipt, reading)
             receipt.review_reasons = list(dict.fromkeys(review))
-            receipt.status = status = "needs_review" if receipt.review_reasons else "filed"
+            receipt.status = status = (ReceiptStatus.NEEDS_REVIEW if receipt.review_reasons
+                                       else ReceiptStatus.FILED)
             receipt.filed_at = self._clock.now()
-            mail.state, mail.reason = "filed", None
+            mail.state, mail.reason = InboundMailState.FILED, None
         log.info("receipt %d %s", receipt_id, status)
-        return FilingResult(mail_id, status, receipt_id, "; ".join(dict.fromkeys(reasons)) or None)
+        return FilingResult(mail_id, FilingOutcome(status), receipt_id,
+                            "; ".join(dict.fromkeys(reasons)) or None)
 
 
 def _default_loader(*args: Any, **kwargs: Any) -> list[FaxPage]:
