@@ -44,6 +44,7 @@ from storage.calls import Call
 from storage.db import Database, open_database
 from storage.faxes import Receipt
 from storage.paging import Escalation, PageAttempt
+from storage.states import ReceiptStatus
 
 SAMPLES = Path(__file__).with_name("samples")
 CALL_STREAMS = ("answered_r2", "missed_abandon", "answered_r5_late", "busy", "anonymous",
@@ -254,7 +255,7 @@ def _is_settled(db: Database) -> bool:
     with db.session() as session:
         receipts = session.scalars(select(Receipt)).all()
         escalations = session.scalars(select(Escalation)).all()
-    filed = len(receipts) == len(FAXES) and all(r.status != "reading" for r in receipts)
+    filed = len(receipts) == len(FAXES) and all(r.status != ReceiptStatus.READING for r in receipts)
     return filed and bool(escalations) and all(e.state != "open" for e in escalations)
 
 
@@ -290,7 +291,7 @@ class Progress:
                 for page in receipt.page_texts:
                     if self._new(("page", receipt.id, page.page_no)):
                         lines.append(f"    {receipt.receipt_no} 第 {page.page_no}/{receipt.pages or '?'} 页已识别")
-                if receipt.status != "reading" and self._new(("filed", receipt.id, receipt.status)):
+                if receipt.status != ReceiptStatus.READING and self._new(("filed", receipt.id, receipt.status)):
                     urgent = "紧急" if receipt.is_urgent else "普通"
                     lines.append(f"  {receipt.receipt_no} {terms.word(terms.RECEIPT_STATUS, receipt.status)}："
                                  f"{urgent}，{receipt.issuer or '来文单位未识别'}《{receipt.title or '标题未识别'}》")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from storage.states import InboundMailState, ReceiptStatus
+
 WITHHELD = "号码隐藏"
 """A caller who withheld the number (or whose number the carrier did not send)."""
 
@@ -29,11 +31,17 @@ CALL_OUTCOME: Mapping[str, str] = {
 IN_PROGRESS = "进行中"
 
 RECEIPT_STATUS: Mapping[str, str] = {
-    "reading": "识别中", "filed": "已登记", "needs_review": "待核对", "signed": "已签收",
+    ReceiptStatus.READING: "识别中", ReceiptStatus.FILED: "已登记",
+    ReceiptStatus.NEEDS_REVIEW: "待核对", ReceiptStatus.SIGNED: "已签收",
 }
 MAIL_STATE: Mapping[str, str] = {
-    "spooled": "待登记", "filed": "已登记", "quarantined": "已隔离（未登记）", "duplicate": "重复来文（未登记）",
+    InboundMailState.SPOOLED: "待登记", InboundMailState.FILED: "已登记",
+    InboundMailState.QUARANTINED: "已隔离（未登记）", InboundMailState.DUPLICATE: "重复来文（未登记）",
 }
+SET_ASIDE_KIND: Mapping[str, str] = {
+    InboundMailState.QUARANTINED: "隔离", InboundMailState.DUPLICATE: "重复",
+}
+"""A mail that made no receipt, in a list of such mails (the register, the report)."""
 
 ATTEMPT_RESULT: Mapping[str, str] = {
     "planned": "待呼叫", "sent": "呼叫中", "answered": "已接听", "acknowledged": "已确认（按1）",

@@ -5,7 +5,9 @@ zone, ``ocr.urgency``), the red 发文机关标志 ("…文件", "…明传电�
 发文字号, the title (centred, one to three rows), the 主送机关 (ending in "："), the text,
 and 署名 + 成文日期 at the end. Ruled forms (telegram, cover sheet, report form) carry their
 fields as "label  value" rows instead. A cover sheet carries a document on its later pages:
-the document number, urgency and classification are the carried document's.
+the document number is the carried document's. Urgency, classification and secrecy period
+are not found here: they are the header pass's ``UrgencyDecision`` (``ocr.urgency``, made
+once per fax, with the image's ticks and the second reader), which ``fields_of`` is given.
 
 The rules are small functions over rows, tried in order; each field found says how
 (a ``Reason``), and fields that disagree (two different document numbers) are listed in
@@ -21,8 +23,8 @@ from dataclasses import dataclass, replace
 from rapidfuzz.distance import Levenshtein
 
 from ocr.config import UrgencyConfig
-from ocr.model import Box, FaxFields, OcrLine, PageText, Reason
-from ocr.urgency import decide, header_rows, higher_classification
+from ocr.model import Box, FaxFields, OcrLine, PageText, Reason, Rule, UrgencyDecision
+from ocr.urgency import decide, fax_decision, formal_level, header_rows
 from ocr.zones import Layout, Row, flatten, has_cjk, label_values, layout
 
 _OPEN = "〔［\\[【「『（(〈<{｛ⅠI|!丨\\-—_.·"
@@ -59,20 +61,38 @@ class _Found:
 
 
 def extract_fields(pages: Sequence[PageText], rules: UrgencyConfig) -> FaxFields:
-    """Register fields of a whole fax (pages in order), without the image-based tick reading."""
+    """Register fields of a fax from its text alone (pages in order): decided as the header
+    pass would decide it without the image (no tick reading, no second reader)."""
     layouts = [layout(p) for p in pages]
     if not layouts:
         return FaxFields()
-    return fields_of(layouts, rules)
+    header = layouts[:header_pages(layouts[0], len(layouts))]
+    decisions = [decide(page, rules, page_no=n) for n, page in enumerate(header, 1)]
+    return fields_of(layouts, fax_decision(decisions, rules), rules)
 
 
-def fields_of(layouts: Sequence[Layout], rules: UrgencyConfig) -> FaxFields:
+def fields_of(layouts: Sequence[Layout], decision: UrgencyDecision,
+              rules: UrgencyConfig) -> FaxFields:
+    """The register fields; urgency, classification and secrecy period are the header
+    pass's ``decision`` (decided once, with the ticks and the second reader), not decided
+    again here."""
     kind = guess_kind(layouts[0])
     if kind == "cover":
-        return _cover(layouts, rules)
-    if kind == "report_form":
-        return _report_form(layouts[0], rules)
-    return _document(layouts, rules, kind)
+        found = _cover(layouts)
+    elif kind == "report_form":
+        found = _report_form(layouts[0])
+    else:
+        found = _document(layouts, kind)
+    return replace(found, urgency=formal_level(decision.level, rules),
+                   classification=decision.classification,
+                   secrecy_period=decision.secrecy_period,
+                   reasons=found.reasons + decision.reasons)
+
+
+def header_pages(first: Layout, count: int) -> int:
+    """How many of a fax's ``count`` pages its urgency is decided from: page 1, and the
+    first page of the document a cover sheet carries."""
+    return 2 if count > 1 and guess_kind(first) == "cover" else 1
 
 
 def guess_kind(page: Layout) -> str:
@@ -87,9 +107,8 @@ def guess_kind(page: Layout) -> str:
 
 # --- the kinds ---------------------------------------------------------------------------
 
-def _document(layouts: Sequence[Layout], rules: UrgencyConfig, kind: str) -> FaxFields:
+def _document(layouts: Sequence[Layout], kind: str) -> FaxFields:
     first = layouts[0]
-    decision = decide(first, rules)
     start = _title_start(first)
     title_rows = _title_rows(first, start)
     after_title = title_rows[-1].index + 1 if title_rows else start
@@ -101,43 +120,36 @@ def _document(layouts: Sequence[Layout], rules: UrgencyConfig, kind: str) -> Fax
     reasons = [r for r in (issuer.reason, number.reason) if r]
     conflicts = ("doc_number",) if len({n.value for n in numbers}) > 1 else ()
     return FaxFields(
-        copy_no=_copy_no(first), classification=decision.classification,
-        secrecy_period=decision.secrecy_period, urgency=formal_level(decision.level, rules),
-        issuer=issuer.value, doc_number=number.value,
+        copy_no=_copy_no(first), issuer=issuer.value, doc_number=number.value,
         title=cjk_punctuation("".join(r.plain for r in title_rows)) or None,
         recipients=_recipients(first, after_title), doc_date=date,
-        sender=_sender(first), kind=kind, conflicts=conflicts,
-        reasons=tuple(reasons) + decision.reasons)
+        sender=_sender(first), kind=kind, conflicts=conflicts, reasons=tuple(reasons))
 
 
-def _cover(layouts: Sequence[Layout], rules: UrgencyConfig) -> FaxFields:
+def _cover(layouts: Sequence[Layout]) -> FaxFields:
     cover = layouts[0]
-    carried = _document(layouts[1:], rules, guess_kind(layouts[1])) if len(layouts) > 1 \
+    carried = _document(layouts[1:], guess_kind(layouts[1])) if len(layouts) > 1 \
         else FaxFields()
-    decision = decide(cover, rules)
     subject = _label(cover, "主题")
     text = "".join(row.flat for page in layouts for row in page.rows)
-    carried_unit = [_Found(carried.issuer, Reason("issuer", carried.issuer, "所附文件的发文机关"))
+    carried_unit = [_Found(carried.issuer, Reason(Rule.ISSUER, carried.issuer, "所附文件的发文机关"))
                     ] if carried.issuer else []
     unit = _vote([*_sender_units(cover), *carried_unit], text).value
     pages = re.search(r"共(\d+)页", _label(cover, "页数") or "")
     return replace(
         carried, kind="cover", issuer=unit, title=carried.title or subject,
-        sender=_label(cover, "发件人"), pages_declared=int(pages.group(1)) if pages else None,
-        urgency=carried.urgency or formal_level(decision.level, rules),
-        classification=higher_classification(carried.classification, decision.classification),
-        reasons=decision.reasons + carried.reasons)
+        sender=_label(cover, "发件人"), pages_declared=int(pages.group(1)) if pages else None)
 
 
 def _sender_units(cover: Layout) -> Iterator[_Found]:
     """A cover's sending unit: the 发件单位 field, and the name printed above the title."""
     found = _label_row(cover, "发件单位")
     if found:
-        yield _Found(found[0], _reason("issuer", found[0], found[1], "表格栏目发件单位"))
+        yield _Found(found[0], _reason(Rule.ISSUER, found[0], found[1], "表格栏目发件单位"))
     zone = len(header_rows(cover))  # a stamp (急件) may stand above the name
     top = next((row for row in cover.rows[:zone + 2] if _unit_of(row)), None)
     if top:
-        yield _Found(top.flat, _reason("issuer", top.flat, top, "封面标题上方的单位名"))
+        yield _Found(top.flat, _reason(Rule.ISSUER, top.flat, top, "封面标题上方的单位名"))
 
 
 FORM_ISSUER_LABELS = ("报告单位", "来电单位")
@@ -148,15 +160,12 @@ FORM_TITLE_LABELS = ("事件名称", "来电事由", "事由", "主要事项", "
 FORM_SENDER_LABELS = ("报告人", "来电人")
 
 
-def _report_form(page: Layout, rules: UrgencyConfig) -> FaxFields:
-    decision = decide(page, rules)
+def _report_form(page: Layout) -> FaxFields:
     issuer = _first_label(page, FORM_ISSUER_LABELS)
     title = _first_label(page, FORM_TITLE_LABELS).value
     return FaxFields(issuer=issuer.value, title=cjk_punctuation(title or "") or None,
-                     sender=_first_label(page, FORM_SENDER_LABELS).value,
-                     urgency=formal_level(decision.level, rules),
-                     classification=decision.classification, kind="report_form",
-                     reasons=tuple(r for r in (issuer.reason,) if r) + decision.reasons)
+                     sender=_first_label(page, FORM_SENDER_LABELS).value, kind="report_form",
+                     reasons=tuple(r for r in (issuer.reason,) if r))
 
 
 def _first_label(page: Layout, labels: Sequence[str]) -> _Found:
@@ -164,7 +173,7 @@ def _first_label(page: Layout, labels: Sequence[str]) -> _Found:
     for label in labels:
         found = _label_row(page, label)
         if found:
-            return _Found(found[0], _reason("issuer", found[0], found[1], f"表格栏目{label}"))
+            return _Found(found[0], _reason(Rule.ISSUER, found[0], found[1], f"表格栏目{label}"))
     return _Found(None)
 
 
@@ -179,11 +188,6 @@ def cjk_punctuation(text: str) -> str:
     """A Chinese title's punctuation is full-width; OCR (or NFKC) often gives ASCII, and reads
     一 between two characters as a dash (发生-起)."""
     return _DASH_FOR_ONE.sub("一", text.translate(_CJK_PUNCT))
-
-
-def formal_level(level: str | None, rules: UrgencyConfig) -> str | None:
-    """Only the formal 紧急程度 marks are a register's 'urgency'; 紧急/紧急信息 are flags."""
-    return level if level in (*rules.urgent_marks, *rules.not_urgent_marks) else None
 
 
 # --- rows -----------------------------------------------------------------------------------
@@ -337,22 +341,22 @@ def _issuer_candidates(first: Layout, layouts: Sequence[Layout],
         flat = row.flat
         for suffix in ("明传电报", "文件"):
             if flat.endswith(suffix) and len(flat) > len(suffix) + 1:
-                yield _Found(flat[: -len(suffix)], _reason("issuer", flat, row, "发文机关标志"))
+                yield _Found(flat[: -len(suffix)], _reason(Rule.ISSUER, flat, row, "发文机关标志"))
     for label in ("发电单位", "发件单位", "报告单位"):
         found = _label_row(first, label)
         if found:
-            yield _Found(found[0], _reason("issuer", found[0], found[1], f"表格栏目{label}"))
+            yield _Found(found[0], _reason(Rule.ISSUER, found[0], found[1], f"表格栏目{label}"))
     for row in first.rows[:title_start]:
         unit = _unit_of(row)
         if unit:
-            yield _Found(unit, _reason("issuer", unit, row, "信头"))
+            yield _Found(unit, _reason(Rule.ISSUER, unit, row, "信头"))
     signature = _signature(layouts)
     if signature:
         read = re.sub(r"[^\u4e00-\u9fff]", "", signature.flat)  # a speck read as K or .
         name = (_repaired_place(read, layouts)
                 if signature.confidence < SEAL_CONFIDENCE or _short_place(read)
                 or _misread_ending(read) or read != signature.flat else read)
-        yield _Found(name, _reason("issuer", signature.flat, signature,
+        yield _Found(name, _reason(Rule.ISSUER, signature.flat, signature,
                                    "署名" if name == signature.flat else
                                    f"署名（地名按正文写法：{name}）"))
 
@@ -469,7 +473,7 @@ def _positions(text: str, word: str) -> Iterator[int]:
         start = text.find(word, start + 1)
 
 
-def _reason(rule: str, word: str, row: Row, what: str) -> Reason:
+def _reason(rule: Rule, word: str, row: Row, what: str) -> Reason:
     return Reason(rule, word, f"{what}，第{row.index + 1}行", row.confidence)
 
 
@@ -478,7 +482,7 @@ def _doc_numbers(rows: Sequence[Row]) -> list[_Found]:
     for row in rows:
         value = parse_doc_number(label_values(row).get("明电编号") or row.flat)
         if value:
-            found.append(_Found(value, _reason("doc_number", row.text, row, "文号")))
+            found.append(_Found(value, _reason(Rule.DOC_NUMBER, row.text, row, "文号")))
     unique: dict[str | None, _Found] = {}
     for item in found:
         unique.setdefault(item.value, item)
@@ -492,7 +496,7 @@ def _year_checked(number: _Found, year: str | None) -> _Found:
     if not match or not _one_digit_off(match.group(1), year):
         return number
     value = (number.value or "").replace(match.group(), f"〔{year}〕")
-    return _Found(value, Reason("doc_year_from_dates", value,
+    return _Found(value, Reason(Rule.DOC_YEAR_FROM_DATES, value,
                                 f"文号年份识别为{match.group(1)}，文中日期均为{year}年"))
 
 

@@ -7,6 +7,7 @@ confidence), so a duty officer or a reviewer can see why a fax was or was not ur
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 Box = tuple[int, int, int, int]
 """(x0, y0, x1, y1) in pixels of the normalised page image."""
@@ -41,12 +42,43 @@ class PageText:
         return sum(w * line.confidence for w, line in zip(weights, self.lines)) / sum(weights)
 
 
+class Rule(StrEnum):
+    """Which rule a ``Reason`` comes from: made in one module and matched in others (the
+    reader's doubts, filing, the register), so a misspelt one is a type error. Stored as
+    its string in a receipt's reasons."""
+
+    HEADER_MARK = "header_mark"
+    NOT_URGENT_MARK = "not_urgent_mark"
+    HEADER_FLAG = "header_flag"
+    TITLE_FLAG = "title_flag"
+    TITLE_OVERRULED = "title_overruled"
+    REMARK_FLAG = "remark_flag"
+    TICKED_BOX = "ticked_box"
+    UNTICKED_BOX = "unticked_box"
+    UNREADABLE_TICK = "unreadable_tick"
+    NEAR_MISS = "near_miss"
+    UNREADABLE_HEADER = "unreadable_header"
+    SECOND_READER = "second_reader"
+    CLASSIFICATION = "classification"
+    NEGATED = "negated"
+    IGNORED_BODY = "ignored_body"
+    UNREADABLE_DOCUMENT = "unreadable_document"
+    """The document could not be read at all (filing: decode failed, engine crashed)."""
+    ISSUER = "issuer"
+    DOC_NUMBER = "doc_number"
+    DOC_YEAR_FROM_DATES = "doc_year_from_dates"
+    """The last three say how a register field was found, not anything about urgency."""
+
+
+DOUBTS = frozenset({Rule.NEAR_MISS, Rule.UNREADABLE_HEADER, Rule.UNREADABLE_TICK})
+"""Rules that make a fax possibly urgent on the page as read: a person checks the original."""
+
+
 @dataclass(frozen=True)
 class Reason:
     """One piece of evidence behind a decision."""
 
-    rule: str
-    """e.g. ``header_mark``, ``ticked_box``, ``near_miss``, ``unreadable_header``, ``ignored_body``."""
+    rule: Rule
     word: str
     where: str
     """e.g. ``page 1 header zone, line 3`` or ``page 1 form, box 3``."""

@@ -19,19 +19,12 @@ from PIL import Image
 
 from ocr.config import UrgencyConfig
 from ocr.engines import OcrEngine
-from ocr.fields import (
-    doc_number_spot,
-    document_year,
-    fields_of,
-    formal_level,
-    guess_kind,
-    vote_doc_number,
-)
-from ocr.model import Box, FaxFields, OcrLine, PageText, UrgencyDecision
+from ocr.fields import doc_number_spot, document_year, fields_of, header_pages, vote_doc_number
+from ocr.model import DOUBTS, Box, FaxFields, OcrLine, PageText, UrgencyDecision
 from ocr.normalise import NormalisedPage, NormaliseOptions, normalise
 from ocr.pages import FaxPage
 from ocr.ticks import TICK_DPI, read_ticks
-from ocr.urgency import combine, decide, header_zone_box, option_rows
+from ocr.urgency import decide, fax_decision, header_zone_box, option_rows
 from ocr.zones import Layout, Row, group_rows, layout
 
 log = logging.getLogger("dutygw.ocr.reader")
@@ -106,7 +99,7 @@ class FaxReader:
         if not pages:
             raise ValueError("a fax has at least one page")
         done = [self._read(pages[0], 1, on_page)]
-        if guess_kind(done[0].layout) == "cover" and len(pages) > 1:
+        if header_pages(done[0].layout, len(pages)) > 1:
             done.append(self._read(pages[1], 2, on_page))
         notes: list[str] = []
         decision = self._decide(done, notes)
@@ -141,7 +134,7 @@ class FaxReader:
 
     def _decide(self, done: Sequence[_Page], notes: list[str]) -> UrgencyDecision:
         decisions = [self._decide_page(page, n, notes) for n, page in enumerate(done, 1)]
-        return decisions[0] if len(decisions) == 1 else combine(decisions[0], decisions[1])
+        return fax_decision(decisions, self.rules)
 
     def _decide_page(self, page: _Page, page_no: int, notes: list[str]) -> UrgencyDecision:
         rows = option_rows(page.layout)
@@ -172,12 +165,7 @@ class FaxReader:
         return tuple(Row(tuple(cells), i) for i, cells in enumerate(group_rows(text.lines)))
 
     def _fields(self, done: Sequence[_Page], decision: UrgencyDecision) -> FaxFields:
-        layouts = [p.layout for p in done]
-        fields = fields_of(layouts, self.rules)
-        own = tuple(r for r in fields.reasons if r.rule in FIELD_RULES)
-        fields = replace(fields, urgency=formal_level(decision.level, self.rules) or fields.urgency,
-                         classification=decision.classification,
-                         secrecy_period=decision.secrecy_period, reasons=own + decision.reasons)
+        fields = fields_of([p.layout for p in done], decision, self.rules)
         return self._reread_doc_number(done, fields)
 
     def _reread_doc_number(self, done: Sequence[_Page], fields: FaxFields) -> FaxFields:
@@ -200,11 +188,6 @@ class FaxReader:
         issuer = None if fields.kind == "cover" else fields.issuer
         voted = vote_doc_number(readings, document_year([p.layout for p in done]), issuer)
         return replace(fields, doc_number=voted or fields.doc_number)
-
-
-FIELD_RULES = {"issuer", "doc_number", "doc_year_from_dates"}
-"""Reasons ``fields_of`` gives for fields; its urgency reasons are replaced by the reader's
-(which had the image for ticks and the second reader)."""
 
 
 def _image(page: PageInput, options: NormaliseOptions) -> Image.Image:
@@ -259,7 +242,7 @@ def _review(done: Sequence[_Page], fields: FaxFields, decision: UrgencyDecision)
         elif conf is not None and conf < LOW_PAGE_CONFIDENCE:
             notes.append(f"第{page.text.page_no}页识别置信度低（{conf:.2f}），请核对")
     if decision.possibly_urgent:
-        why = "、".join(sorted({r.rule for r in decision.reasons if r.rule in _DOUBT}))
+        why = "、".join(sorted({r.rule for r in decision.reasons if r.rule in DOUBTS}))
         notes.append(f"紧急程度未能确认（{why}），已按紧急处理，请核对原件")
     if "doc_number" in fields.conflicts:
         notes.append("识别到多个不同的文号，请核对")
@@ -267,5 +250,3 @@ def _review(done: Sequence[_Page], fields: FaxFields, decision: UrgencyDecision)
         notes.append(f"封面注明共{fields.pages_declared}页，实收{len(done)}页，请与发件人核实")
     return notes
 
-
-_DOUBT = {"near_miss", "unreadable_header", "unreadable_tick"}

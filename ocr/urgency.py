@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from rapidfuzz.distance import Levenshtein
 
 from ocr.config import UrgencyConfig
-from ocr.model import Box, Reason, UrgencyDecision
+from ocr.model import Box, Reason, Rule, UrgencyDecision
 from ocr.ticks import Tick, option_words
 from ocr.zones import Layout, Row, flatten, has_cjk, label_values
 
@@ -60,22 +60,22 @@ TITLE_DOC_TYPES = ("报告", "通知", "通报", "请示", "快报", "信息", "
 TITLE_SCAN_ROWS = 12
 """The title stands within this many rows of the top."""
 
-RULE_BOOK: Mapping[str, str] = {
-    "header_mark": "版头区标有紧急程度（特提、特急、加急、急件），按紧急处理",
-    "not_urgent_mark": "正式标明平急，不按紧急处理",
-    "header_flag": "版头区标有“紧急”或“紧急信息”，按紧急处理",
-    "title_flag": "标题写明为紧急文件（如“紧急报告”“紧急通知”），按紧急处理",
-    "title_overruled": "标题虽有“紧急”，但正式等级为平急，按平急处理",
-    "remark_flag": "封面备注写明紧急或急件，按紧急处理",
-    "ticked_box": "勾选了紧急选项，按紧急处理",
-    "unticked_box": "紧急选项未勾选，不作为紧急依据",
-    "unreadable_tick": "紧急选项是否勾选无法判读，按可能紧急处理",
-    "near_miss": "版头区疑似紧急或密级标识但识别不清，按可能紧急处理",
-    "unreadable_header": "版头区无法识别，按可能紧急处理",
-    "second_reader": "第二识别引擎在版头区读到紧急程度或密级标识",
-    "classification": "版头区或表格标有密级",
-    "negated": "“非紧急”“不紧急”等否定说法，不作为紧急依据",
-    "ignored_body": "正文中出现的“紧急”等字样，不作为紧急依据",
+RULE_BOOK: Mapping[Rule, str] = {
+    Rule.HEADER_MARK: "版头区标有紧急程度（特提、特急、加急、急件），按紧急处理",
+    Rule.NOT_URGENT_MARK: "正式标明平急，不按紧急处理",
+    Rule.HEADER_FLAG: "版头区标有“紧急”或“紧急信息”，按紧急处理",
+    Rule.TITLE_FLAG: "标题写明为紧急文件（如“紧急报告”“紧急通知”），按紧急处理",
+    Rule.TITLE_OVERRULED: "标题虽有“紧急”，但正式等级为平急，按平急处理",
+    Rule.REMARK_FLAG: "封面备注写明紧急或急件，按紧急处理",
+    Rule.TICKED_BOX: "勾选了紧急选项，按紧急处理",
+    Rule.UNTICKED_BOX: "紧急选项未勾选，不作为紧急依据",
+    Rule.UNREADABLE_TICK: "紧急选项是否勾选无法判读，按可能紧急处理",
+    Rule.NEAR_MISS: "版头区疑似紧急或密级标识但识别不清，按可能紧急处理",
+    Rule.UNREADABLE_HEADER: "版头区无法识别，按可能紧急处理",
+    Rule.SECOND_READER: "第二识别引擎在版头区读到紧急程度或密级标识",
+    Rule.CLASSIFICATION: "版头区或表格标有密级",
+    Rule.NEGATED: "“非紧急”“不紧急”等否定说法，不作为紧急依据",
+    Rule.IGNORED_BODY: "正文中出现的“紧急”等字样，不作为紧急依据",
 }
 """What each rule means, for the people who read a receipt."""
 
@@ -159,7 +159,7 @@ def decide(page: Layout, rules: UrgencyConfig, *, page_no: int = 1,
     """
     if page.page.error or not page.rows:
         why = page.page.error or "no text was read"
-        reason = Reason("unreadable_header", "", f"第{page_no}页：{why}", None, page.page.engine)
+        reason = Reason(Rule.UNREADABLE_HEADER, "", f"第{page_no}页：{why}", None, page.page.engine)
         return UrgencyDecision(False, True, None, None, None, (reason,))
     findings = [*_header_findings(page, rules, page_no),
                 *_field_findings(page, rules, page_no, ticks or {}),
@@ -169,13 +169,22 @@ def decide(page: Layout, rules: UrgencyConfig, *, page_no: int = 1,
     return _conclude(findings, rules)
 
 
-def combine(first: UrgencyDecision, carried: UrgencyDecision) -> UrgencyDecision:
+def fax_decision(pages: Sequence[UrgencyDecision], rules: UrgencyConfig) -> UrgencyDecision:
+    """The one decision of a fax: page 1's, or a cover sheet's combined with its carried
+    page's (``pages`` as the header pass decided them, in order)."""
+    return pages[0] if len(pages) == 1 else combine(pages[0], pages[1], rules)
+
+
+def combine(first: UrgencyDecision, carried: UrgencyDecision,
+            rules: UrgencyConfig) -> UrgencyDecision:
     """A cover sheet and the document it carries: urgent if either is; the formal marks
-    (level, classification) are the carried document's when it has them."""
+    (level, classification) are the carried document's when it has them, else the cover's
+    (a carried 紧急 flag does not hide the cover's 加急)."""
     urgent = first.is_urgent or carried.is_urgent
+    level = (formal_level(carried.level, rules) or formal_level(first.level, rules)
+             or carried.level or first.level)
     return UrgencyDecision(
-        urgent, not urgent and (first.possibly_urgent or carried.possibly_urgent),
-        carried.level or first.level,
+        urgent, not urgent and (first.possibly_urgent or carried.possibly_urgent), level,
         higher_classification(carried.classification, first.classification),
         carried.secrecy_period or first.secrecy_period,
         first.reasons + carried.reasons)
@@ -186,7 +195,7 @@ def _conclude(findings: Iterable[_Finding], rules: UrgencyConfig) -> UrgencyDeci
     effects = {f.effect for f in findings}
     urgent = "urgent" in effects
     levels = [f.level for f in findings if f.level and f.effect in ("urgent", "not_urgent")]
-    formal = [lv for lv in levels if lv in rules.urgent_marks or lv in rules.not_urgent_marks]
+    formal = [lv for lv in levels if formal_level(lv, rules)]
     classification, period = None, None
     for f in findings:
         stricter = higher_classification(f.classification, classification)
@@ -207,11 +216,16 @@ def _overrule_title(findings: list[_Finding]) -> list[_Finding]:
     """A formal 平急 grade is the sender's decision: a title's 紧急 alone does not beat it."""
     urgent = [f for f in findings if f.effect == "urgent"]
     calm = any(f.effect == "not_urgent" for f in findings)
-    if not calm or not urgent or any(f.reason.rule != "title_flag" for f in urgent):
+    if not calm or not urgent or any(f.reason.rule != Rule.TITLE_FLAG for f in urgent):
         return findings
     return [replace(f, effect="ignored", level=None,
-                    reason=replace(f.reason, rule="title_overruled"))
-            if f.reason.rule == "title_flag" else f for f in findings]
+                    reason=replace(f.reason, rule=Rule.TITLE_OVERRULED))
+            if f.reason.rule == Rule.TITLE_FLAG else f for f in findings]
+
+
+def formal_level(level: str | None, rules: UrgencyConfig) -> str | None:
+    """Only the formal 紧急程度 marks are a register's 'urgency'; 紧急/紧急信息 are flags."""
+    return level if level in (*rules.urgent_marks, *rules.not_urgent_marks) else None
 
 
 _RANK = {"绝密": 3, "机密": 2, "秘密": 1}
@@ -233,7 +247,7 @@ def _header_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterab
             if found:
                 yield from found
             elif _is_garbled_mark(token, cell.confidence, rules):
-                yield _Finding("possible", Reason("unreadable_header", token, where,
+                yield _Finding("possible", Reason(Rule.UNREADABLE_HEADER, token, where,
                                                   cell.confidence, page.page.engine))
 
 
@@ -249,33 +263,33 @@ def _word_findings(token: str, rules: UrgencyConfig, where: str, confidence: flo
     if not token:
         return
 
-    def reason(rule: str, word: str) -> Reason:
+    def reason(rule: Rule, word: str) -> Reason:
         return Reason(rule, word, where, confidence, engine)
 
     negation = _negation(token, rules)
     if negation:
-        yield _Finding("ignored", reason("negated", negation))
+        yield _Finding("ignored", reason(Rule.NEGATED, negation))
         return
     cls = _classification(token, rules, near_misses)
     if cls:
         name, period, exact = cls
-        yield _Finding("classification", reason("classification" if exact else "near_miss", token),
-                       classification=name, period=period)
+        rule = Rule.CLASSIFICATION if exact else Rule.NEAR_MISS
+        yield _Finding("classification", reason(rule, token), classification=name, period=period)
         return
     for mark in rules.urgent_marks:
         if _is_word(token, mark):
-            yield _Finding("urgent", reason("header_mark", mark), level=mark)
+            yield _Finding("urgent", reason(Rule.HEADER_MARK, mark), level=mark)
             return
     for mark in rules.not_urgent_marks:
         if _is_word(token, mark):
-            yield _Finding("not_urgent", reason("not_urgent_mark", mark), level=mark)
+            yield _Finding("not_urgent", reason(Rule.NOT_URGENT_MARK, mark), level=mark)
             return
     for flag in sorted(rules.urgent_flags, key=len, reverse=True):
         if _is_word(token, flag):
-            yield _Finding("urgent", reason("header_flag", flag), level=flag)
+            yield _Finding("urgent", reason(Rule.HEADER_FLAG, flag), level=flag)
             return
     if near_misses and _near_urgent(token, rules, confidence):
-        yield _Finding("possible", reason("near_miss", token))
+        yield _Finding("possible", reason(Rule.NEAR_MISS, token))
 
 
 def _filled_near_miss(text: str, rules: UrgencyConfig) -> str | None:
@@ -374,14 +388,14 @@ def _remark_findings(remark: str, rules: UrgencyConfig, where: str, confidence: 
     if flag is None:
         filled = _filled_near_miss(remark, rules)
         if filled:  # ■急仆: a filled box before a misread 急件
-            yield _Finding("urgent", Reason("ticked_box", filled, where, confidence, engine),
+            yield _Finding("urgent", Reason(Rule.TICKED_BOX, filled, where, confidence, engine),
                            level=filled)
         return
     negation = _negation(remark, rules)
     if negation:
-        yield _Finding("ignored", Reason("negated", negation, where, confidence, engine))
+        yield _Finding("ignored", Reason(Rule.NEGATED, negation, where, confidence, engine))
     else:
-        yield _Finding("urgent", Reason("remark_flag", flag, where, confidence, engine),
+        yield _Finding("urgent", Reason(Rule.REMARK_FLAG, flag, where, confidence, engine),
                        level=flag)
 
 
@@ -390,7 +404,7 @@ def _option_findings(row: Row, rules: UrgencyConfig, where: str, ticks: Sequence
     states = {t.word: t for t in ticks} if ticks else {}
     # one of the options of a 紧急程度 row is chosen: if the image shows none ticked, it was
     # misread; the glyph OCR made of a hand-drawn tick (√, V, W, L …) decides, or nothing does
-    blind = bool(ticks) and not any(t.ticked for t in ticks) and bool(
+    blind = bool(ticks) and not any(t.ticked for t in ticks or ()) and bool(
         {"紧急程度", "缓急程度"} & set(label_values(row)))
     for read in option_words(row):
         word = _urgent_option(read, rules)
@@ -403,13 +417,13 @@ def _option_findings(row: Row, rules: UrgencyConfig, where: str, ticks: Sequence
             state = False if any(_glyph_state(row.text, w, hand=True) for w in others) else None
         ink = f"，框内墨迹{tick.ink:.2f}" if tick else ""
         if state is True:
-            yield _Finding("urgent", Reason("ticked_box", word, where + ink, row.confidence,
+            yield _Finding("urgent", Reason(Rule.TICKED_BOX, word, where + ink, row.confidence,
                                             engine), level=word)
         elif state is False:
-            yield _Finding("ignored", Reason("unticked_box", word, where + ink, row.confidence,
+            yield _Finding("ignored", Reason(Rule.UNTICKED_BOX, word, where + ink, row.confidence,
                                              engine))
         else:
-            yield _Finding("possible", Reason("unreadable_tick", word, where, row.confidence,
+            yield _Finding("possible", Reason(Rule.UNREADABLE_TICK, word, where, row.confidence,
                                               engine))
 
 
@@ -456,7 +470,7 @@ def _second_findings(rows: Sequence[Row], rules: UrgencyConfig, page_no: int,
             for finding in _word_findings(_token(cell.text), rules, where, cell.confidence,
                                           engine, near_misses=False):
                 if finding.effect in ("urgent", "classification"):
-                    yield replace(finding, reason=replace(finding.reason, rule="second_reader"))
+                    yield replace(finding, reason=replace(finding.reason, rule=Rule.SECOND_READER))
 
 
 def _ignored_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterable[_Finding]:
@@ -470,7 +484,7 @@ def _ignored_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Itera
         word = next((w for w in words if w in row.flat), None)
         if word and count < MAX_IGNORED_REASONS:
             count += 1
-            yield _Finding("ignored", Reason("ignored_body", word,
+            yield _Finding("ignored", Reason(Rule.IGNORED_BODY, word,
                                              f"第{page_no}页正文第{row.index + 1}行",
                                              row.confidence, page.page.engine))
 
@@ -510,6 +524,6 @@ def _title_findings(page: Layout, rules: UrgencyConfig, page_no: int) -> Iterabl
         if row.index in zone:
             continue  # a lone 紧急 in the header zone is the header's own finding
         word = _title_pattern(rules).search(row.flat.strip(_EDGE_PUNCT))
-        yield _Finding("urgent", Reason("title_flag", word.group() if word else row.flat,
+        yield _Finding("urgent", Reason(Rule.TITLE_FLAG, word.group() if word else row.flat,
                                         f"第{page_no}页标题第{row.index + 1}行",
                                         row.confidence, page.page.engine), level="紧急")

@@ -52,7 +52,7 @@ class State(TypeDecorator[Any]):
     """A state column: stored as the StrEnum's string, read back as its member.
 
     Binding a value that is not one of the enum's raises ``ValueError`` before anything is
-    written; ``one_of`` makes the database refuse it too (a CHECK constraint, migration 0010).
+    written; ``one_of`` makes the database refuse it too (a CHECK constraint, migrations 0007, 0009).
     """
 
     impl = String

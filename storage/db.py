@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
 
@@ -83,17 +83,37 @@ class Database:
         context = contextvars.copy_context()
         return await loop.run_in_executor(self._executor, lambda: context.run(work, *args, **kwargs))
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` (Alembic ``upgrade``; the newest by default)."""
         from alembic import command
 
         try:
-            with self.engine.begin() as connection:
-                config = alembic_config(self.url)
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+            with self.migrating() as config:
+                command.upgrade(config, revision)
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot migrate database {self.safe_url}: {exc}") from exc
+
+    @contextmanager
+    def migrating(self) -> Iterator[Any]:
+        """An Alembic config on one connection in one transaction, for ``alembic.command``.
+
+        On SQLite, foreign keys are off while it runs: a batch migration recreates a table
+        (copy, ``DROP``, rename), and a ``DROP`` with them on deletes the rows that refer to
+        it (``ON DELETE CASCADE``) or fails. They are checked before it commits instead."""
+        with self.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                _foreign_keys(connection, on=False)
+            try:
+                with connection.begin():
+                    config = alembic_config(self.url)
+                    config.attributes["connection"] = connection
+                    yield config
+                    if sqlite:
+                        _refuse_broken_references(connection)
+            finally:
+                if sqlite:
+                    _foreign_keys(connection, on=True)
 
     @property
     def safe_url(self) -> str:
@@ -140,6 +160,19 @@ def _make_engine(url: str) -> Engine:
 def _refuse_writes_when_reading(session: Session, _context: UOWTransaction, _instances: object) -> None:
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
         raise StorageError("a read-only unit of work tried to write (use db.session() for changes)")
+
+
+def _foreign_keys(connection: Connection, *, on: bool) -> None:
+    """A PRAGMA in a transaction does nothing: this one goes to the driver, before BEGIN."""
+    driver = connection.connection.driver_connection
+    if driver is not None:
+        driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _refuse_broken_references(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise StorageError(f"a migration left rows referring to missing ones: {broken[:5]}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

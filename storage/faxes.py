@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from storage.base import Base, UTCDateTime
+from storage.base import Base, State, UTCDateTime, one_of
+from storage.states import InboundMailState, ReceiptStatus
 
 UNCLASSIFIED = frozenset({"", "非密", "公开", "无"})
 """Marks that say a fax is not secret; any other mark (秘密, 机密, 绝密, 机密★1年…) is a 密级."""
@@ -37,6 +38,7 @@ class InboundMail(Base):
     """One accepted SMTP message (or a file ingested by hand), durable before it is answered."""
 
     __tablename__ = "inbound_mail"
+    __table_args__ = (one_of("state", InboundMailState),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -47,8 +49,8 @@ class InboundMail(Base):
     rcpt_to: Mapped[str] = mapped_column(String(1000), default="")
     peer: Mapped[str] = mapped_column(String(100), default="")
     size: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(20), default="spooled", index=True)
-    """spooled → filed | duplicate | quarantined."""
+    state: Mapped[InboundMailState] = mapped_column(
+        State(InboundMailState), default=InboundMailState.SPOOLED, index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     """Why a mail was quarantined or taken as a duplicate (of which receipt)."""
     attachment_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -58,7 +60,7 @@ class Receipt(Base):
     """A fax receipt (来文登记) with the fields a duty officer would type into the register."""
 
     __tablename__ = "receipts"
-    __table_args__ = (UniqueConstraint("year", "seq"),)
+    __table_args__ = (UniqueConstraint("year", "seq"), one_of("status", ReceiptStatus))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     year: Mapped[int] = mapped_column(Integer)
@@ -96,8 +98,8 @@ class Receipt(Base):
 
     ocr_engine: Mapped[str | None] = mapped_column(String(50))
     ocr_confidence: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(20), default="reading", index=True)
-    """reading → filed | needs_review → signed."""
+    status: Mapped[ReceiptStatus] = mapped_column(
+        State(ReceiptStatus), default=ReceiptStatus.READING, index=True)
     review_reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     signed_by: Mapped[str | None] = mapped_column(String(100))
@@ -134,7 +136,7 @@ class ReceiptPage(Base):
     receipt: Mapped[Receipt] = relationship(back_populates="page_texts")
 
 
-SET_ASIDE_STATES = ("quarantined", "duplicate")
+SET_ASIDE_STATES = (InboundMailState.QUARANTINED, InboundMailState.DUPLICATE)
 
 
 def set_aside_mail(session: Session, since: datetime | None = None,

@@ -19,6 +19,7 @@ from storage.console import HandoverSheet
 from storage.faxes import Receipt
 from storage.paging import Escalation
 from storage.queries import audit, open_items
+from storage.states import ReceiptStatus
 
 CLOSED_PAGE_STATES = ("acknowledged", "cancelled", "stopped")
 """A page stopped by the leader on duty (人工停止) is closed: a person decided, nothing is left open."""
@@ -74,7 +75,7 @@ def is_closed(session: Session, item: dict[str, Any], done_notes: set[str] | Non
         return call is None or call.closed_by_call_id is not None
     if kind == "receipt":
         receipt = session.get(Receipt, ref)
-        return receipt is None or receipt.status == "signed"
+        return receipt is None or receipt.status == ReceiptStatus.SIGNED
     if kind == "page":
         page = session.get(Escalation, ref)
         return page is None or page.state in CLOSED_PAGE_STATES

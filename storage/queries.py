@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -26,6 +26,10 @@ from storage.console import (
 from storage.faxes import Receipt
 from storage.paging import Escalation, PageAttempt
 from storage.spotcheck import SpotAttempt, SpotCheck
+from storage.states import ReceiptStatus
+
+_Row = TypeVarTuple("_Row")
+"""What a filtered query selects (a call, or a call and its note)."""
 
 MISSED = ("missed_abandoned", "missed_no_answer", "missed_busy")
 NOTE_FIELDS = ("caller_name", "caller_unit", "matter", "handling", "instruction")
@@ -50,7 +54,7 @@ def call_log(session: Session, where: CallFilter, limit: int = 50, offset: int =
     return [(call, note) for call, note in session.execute(query)]
 
 
-def _filtered(query: Select[Any], where: CallFilter) -> Select[Any]:
+def _filtered(query: Select[*_Row], where: CallFilter) -> Select[*_Row]:
     if where.start is not None:
         query = query.where(Call.arrived_at >= where.start)
     if where.end is not None:
@@ -114,7 +118,7 @@ def open_items(session: Session, now: datetime, window: timedelta = timedelta(da
                Call.closed_by_call_id.is_(None))
         .order_by(Call.arrived_at.desc()).limit(100)).all()
     unsigned = session.scalars(
-        select(Receipt).where(Receipt.received_at >= since, Receipt.status.in_(("filed", "needs_review", "reading")))
+        select(Receipt).where(Receipt.received_at >= since, Receipt.status != ReceiptStatus.SIGNED)
         .order_by(Receipt.received_at.desc()).limit(100))
     pages = session.scalars(
         select(Escalation).where(Escalation.opened_at >= since,
@@ -185,7 +189,7 @@ def receipt_register(session: Session, start: datetime | None = None, end: datet
     if end is not None:
         query = query.where(Receipt.received_at < end)
     if unsigned:
-        query = query.where(Receipt.status != "signed")
+        query = query.where(Receipt.status != ReceiptStatus.SIGNED)
     query = query.order_by(Receipt.received_at.desc(), Receipt.id.desc()).limit(limit).offset(offset)
     return list(session.scalars(query))
 
@@ -228,11 +232,12 @@ def sign_receipt(session: Session, receipt_id: int, actor: str, at: datetime, ad
     receipt = session.get(Receipt, receipt_id)
     if receipt is None:
         raise LookupError(f"no receipt {receipt_id}")
-    if receipt.status == "signed":
+    if receipt.status == ReceiptStatus.SIGNED:
         return False
     old = {"status": receipt.status}
-    receipt.status, receipt.signed_by, receipt.signed_at = "signed", actor, at
-    audit(session, at, actor, "receipt.sign", f"receipt:{receipt_id}", old, {"status": "signed"}, address)
+    receipt.status, receipt.signed_by, receipt.signed_at = ReceiptStatus.SIGNED, actor, at
+    audit(session, at, actor, "receipt.sign", f"receipt:{receipt_id}", old,
+          {"status": ReceiptStatus.SIGNED}, address)
     return True
 
 

@@ -1,7 +1,8 @@
 """The states stored in the database, as StrEnums: a typo is a type error, not a silent new state.
 
 Plain values with no SQLAlchemy, so the pure cores (call tracker, escalation engine) use them
-too; the models store them with ``storage.base.State`` and CHECK constraints (migration 0010).
+too; the models store them with ``storage.base.State`` and CHECK constraints (migrations
+0007 and 0009).
 The stored strings are the members' values.
 """
 
@@ -61,3 +62,37 @@ class MailState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class ReceiptStatus(StrEnum):
+    """A fax receipt (来文登记): reading → filed | needs_review → signed."""
+
+    READING = "reading"
+    """Numbered; the pages are being read (the urgency decision may already be recorded)."""
+    FILED = "filed"
+    NEEDS_REVIEW = "needs_review"
+    """Filed, but something is doubtful: a person checks it against the original."""
+    SIGNED = "signed"
+    """签收: a duty officer took it in hand."""
+
+
+class InboundMailState(StrEnum):
+    """An accepted fax mail: spooled → filed | duplicate | quarantined."""
+
+    SPOOLED = "spooled"
+    """Durably stored, not yet filed (a restart files it)."""
+    FILED = "filed"
+    """It became a receipt."""
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+class FilingOutcome(StrEnum):
+    """What filing one mail came to (not stored: a receipt's status or the mail's state says it)."""
+
+    FILED = "filed"
+    NEEDS_REVIEW = "needs_review"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+    SKIPPED = "skipped"
+    """Already handled (filed before, or not spooled)."""

@@ -33,6 +33,7 @@ from typing import Any
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config, DatabaseConfig, DutyConfig, OcrConfig, PathsConfig, SmtpConfig
 from ocr.model import FaxFields, PageText, Reason, UrgencyDecision
+from ocr.reader import FaxReading, HeaderReading
 from storage.db import Database
 
 RECIPIENT = "fax@duty.local"
@@ -138,13 +139,10 @@ def fax_config(data_dir: Path, **smtp: Any) -> Config:
     )
 
 
-@dataclass(frozen=True)
-class NullReading:
-    pages: tuple[PageText, ...]
-    fields: FaxFields
-    urgency: UrgencyDecision
-    confidence: float | None = None
-    review: tuple[str, ...] = ()
+def null_reading(pages: tuple[PageText, ...], fields: FaxFields, urgency: UrgencyDecision,
+                 confidence: float | None = None) -> FaxReading:
+    """A reading with nothing doubtful in it (what a fake reader returns)."""
+    return FaxReading(pages, fields, urgency, confidence, ())
 
 
 @dataclass
@@ -159,7 +157,7 @@ class NullReader:
     calls: list[int] = field(default_factory=list)
 
     def read(self, pages: Sequence[Any], *, on_header: Callable[[UrgencyDecision, Any], None] | None = None
-             ) -> NullReading:
+             ) -> FaxReading:
         decision = UrgencyDecision(False, False, None, None, None,
                                    (Reason("no_ocr", "", "null reader in tests"),))
         if on_header is not None:
@@ -169,28 +167,27 @@ class NullReader:
             time.sleep(self.page_delay)
             texts.append(PageText(page.page_no, (), "null", page.image.width, page.image.height))
         self.calls.append(len(pages))
-        return NullReading(tuple(texts), FaxFields(), decision)
+        return null_reading(tuple(texts), FaxFields(), decision)
 
-    def read_header(self, pages: Sequence[Any], *, on_page: Any = None) -> Any:
-        from ocr.reader import HeaderReading
-
+    def read_header(self, pages: Sequence[Any], *, on_page: Any = None) -> HeaderReading:
         decision = UrgencyDecision(False, False, None, None, None, (Reason("no_ocr", "", "null reader in tests"),))
         time.sleep(self.page_delay)
         return HeaderReading(decision, (PageText(1, (), "null", pages[0].image.width, pages[0].image.height),))
 
-    def read_rest(self, pages: Sequence[Any], header: Any, *, on_page: Any = None) -> NullReading:
+    def read_rest(self, pages: Sequence[Any], header: HeaderReading, *, on_page: Any = None
+                  ) -> FaxReading:
         texts = [header.texts[0]]
         for page in pages[1:]:
             time.sleep(self.page_delay)
             texts.append(PageText(page.page_no, (), "null", page.image.width, page.image.height))
         self.calls.append(len(pages))
-        return NullReading(tuple(texts), FaxFields(), header.decision)
+        return null_reading(tuple(texts), FaxFields(), header.decision)
 
 
 class CrashingReader:
     """An OCR engine that breaks (injected fault): the fax must still become a receipt."""
 
-    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> NullReading:
+    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> FaxReading:
         raise RuntimeError("injected OCR engine crash")
 
     def read_header(self, pages: Sequence[Any], *, on_page: Any = None) -> Any:

@@ -19,16 +19,17 @@ from gateway.fax.filing import Filer
 from gateway.fax.numbering import insert_numbered
 from gateway.fax.spool import Arrival, Spool, accept
 from ocr.model import FaxFields, OcrLine, PageText, Reason, UrgencyDecision
+from ocr.reader import FaxReading
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt
 from tests.conftest import FAX_FIXTURES
 from tests.fax_mails import (
     CrashingReader,
     NullReader,
-    NullReading,
     asterisk_mail,
     blank_tiff,
     fax_config,
+    null_reading,
 )
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -73,10 +74,10 @@ class UrgentReader:
         self.db = db
         self.seen_while_reading: list[tuple[str, bool, Any]] = []
 
-    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> NullReading:
+    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> FaxReading:
         reason = Reason("header_mark", "特急", "page 1 header zone, line 2", 0.97, "test")
         decision = UrgencyDecision(True, False, "特急", "机密", "1年", (reason,))
-        on_header(decision, "特急")
+        on_header(decision, PageText(1, (OcrLine("特急", (1, 2, 30, 40), 0.97),), "test", 40, 50))
         with self.db.session() as session:
             receipt = session.scalars(select(Receipt)).one()
             self.seen_while_reading.append((receipt.status, receipt.is_urgent, receipt.urgency_decided_at))
@@ -84,7 +85,7 @@ class UrgentReader:
                                p.image.width, p.image.height) for p in pages)
         fields = FaxFields(doc_number="白政办〔2025〕156号", issuer="白山市人民政府办公室", title="关于…的通知",
                            urgency="特急", classification="机密")
-        return NullReading(texts, fields, decision, 0.9)
+        return null_reading(texts, fields, decision, 0.9)
 
 
 def spooled(config: Config, db: Database, raw: bytes, suffix: str = ".eml") -> int:
@@ -155,7 +156,7 @@ class _Killed(BaseException):
 
 
 class _Kill:
-    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> NullReading:
+    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> FaxReading:
         raise _Killed
 
 

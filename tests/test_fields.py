@@ -16,12 +16,14 @@ from ocr.config import UrgencyConfig
 from ocr.fields import (
     cjk_punctuation,
     extract_fields,
+    fields_of,
     guess_kind,
     parse_doc_number,
     vote_doc_number,
 )
-from ocr.model import OcrLine, PageText
-from ocr.urgency import decide
+from ocr.model import OcrLine, PageText, Rule
+from ocr.ticks import Tick, option_words
+from ocr.urgency import decide, option_rows
 from ocr.zones import label_values, layout
 
 RULES = UrgencyConfig()
@@ -370,3 +372,37 @@ def test_form_row_whose_first_label_lost_a_character() -> None:
     text = TELEGRAM.format(level="加急", number="〔2025〕3号").replace("等　　级", "级")
     fields = extract_fields([text_page(text, centered=(0, 4, 5))], RULES)
     assert (fields.urgency, fields.doc_number) == ("加急", "西政办明电〔2025〕3号")
+
+
+TICKED_FORM = """\
+2026-01-09 03:12  FROM: 0551-2345678  P.1/1
+突发事件信息报告单
+报告单位  青石镇人民政府  报告时间  1月9日3时
+事件名称  青石镇民房坍塌
+紧急程度  □一般  ■急件
+"""
+
+
+def test_the_fields_take_urgency_from_the_header_pass_decision() -> None:
+    """Issue 10: the fields decided urgency again, from the text alone, and the reader kept
+    that level when its own decision had none: OCR's ■ before 急件 gave the register 急件
+    while the image showed 一般 ticked and the fax was not urgent. Now the one decision
+    (with the image's ticks) gives the register's urgency, and its reasons appear once."""
+    page = layout(text_page(TICKED_FORM, centered=(1,)))
+    (row,) = option_rows(page)
+    ticks = [Tick(word, word == "一般", 0.2 if word == "一般" else 0.0, (0, 0, 1, 1))
+             for word in option_words(row)]
+    decision = decide(page, RULES, ticks={row.index: ticks})
+    assert not decision.should_page and decision.level is None
+    fields = fields_of([page], decision, RULES)
+    assert (fields.urgency, fields.issuer, fields.kind) == (None, "青石镇人民政府", "report_form")
+    assert [r.rule for r in fields.reasons] == [Rule.ISSUER, Rule.UNTICKED_BOX]
+    assert extract_fields([text_page(TICKED_FORM, centered=(1,))], RULES).urgency == "急件"  # text only
+
+
+def test_the_fields_carry_the_decisions_classification_and_period() -> None:
+    page = layout(text_page(GONGWEN.format(bracket="〔2026〕8号"), centered=(4, 5, 6, 7)))
+    decision = replace(decide(page, RULES), classification="机密", secrecy_period="1年")
+    fields = fields_of([page], decision, RULES)
+    assert (fields.classification, fields.secrecy_period, fields.urgency) == ("机密", "1年", "特急")
+    assert fields.reasons[len(fields.reasons) - len(decision.reasons):] == decision.reasons

@@ -20,6 +20,7 @@ from ocr.config import UrgencyConfig
 from ocr.engines import OcrEngine, RapidOcrEngine, TesseractEngine
 from ocr.model import PageText, UrgencyDecision
 from ocr.reader import FaxReader, FaxReading
+from ocr.urgency import formal_level
 from tests.ocr_corpus import OcrPage
 
 pytestmark = pytest.mark.ocr
@@ -95,6 +96,16 @@ def test_every_decision_carries_its_reasons(readings: dict[str, FaxReading]) -> 
         if reading.urgency.should_page:
             assert any(r.rule in ("header_mark", "header_flag", "ticked_box", "remark_flag",
                                   "second_reader") for r in reading.urgency.reasons), name
+
+
+def test_the_register_fields_are_the_one_decisions(readings: dict[str, FaxReading]) -> None:
+    """Urgency is decided once (issue 10): the fields' urgency, classification and secrecy
+    period are the header pass's decision's, and its reasons stand in the fields once."""
+    for name, reading in readings.items():
+        f, d = reading.fields, reading.urgency
+        assert (f.urgency, f.classification, f.secrecy_period) == (
+            formal_level(d.level, RULES), d.classification, d.secrecy_period), name
+        assert sum(r in d.reasons for r in f.reasons) == len(d.reasons), name
 
 
 def test_header_is_decided_before_later_pages_are_read(

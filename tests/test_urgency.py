@@ -278,9 +278,25 @@ def test_cover_and_carried_document_combine() -> None:
     cover = decide(layout(text_page(COVER.format(tti=TTI, remark="备注：请转有关领导阅。"),
                                     centered=(1, 2))), RULES)
     carried = decide(layout(gongwen("秘密★1年\n加急")), RULES, page_no=2)
-    both = combine(cover, carried)
+    both = combine(cover, carried, RULES)
     assert both.is_urgent and (both.level, both.classification) == ("加急", "秘密")
     assert any(r.where.startswith("第2页") for r in both.reasons)
+
+
+def test_a_covers_formal_mark_is_not_hidden_by_a_carried_flag() -> None:
+    """Issue 10: the cover/carried rule stood twice, and disagreed. The decision took the
+    carried page's level whatever it was (紧急, a flag); the fields took the carried page's
+    formal mark, else the cover's (加急). One rule now, the fields' (what the register
+    showed): the formal mark first, the carried document's before the cover's."""
+    cover = decide(layout(text_page(COVER.format(tti=TTI, remark="备注：急件，请即呈送带班领导。"),
+                                    centered=(1, 2))), RULES)
+    flagged = decide(layout(gongwen("紧急")), RULES, page_no=2)
+    assert (cover.level, flagged.level) == ("急件", "紧急")
+    assert combine(cover, flagged, RULES).level == "急件"
+    graded = decide(layout(gongwen("特急")), RULES, page_no=2)
+    assert combine(cover, graded, RULES).level == "特急"
+    plain = decide(layout(gongwen("")), RULES, page_no=2)
+    assert combine(decide(layout(gongwen("紧急")), RULES), plain, RULES).level == "紧急"
 
 
 def test_keyword_lists_come_from_the_configuration() -> None:

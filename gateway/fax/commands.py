@@ -23,6 +23,7 @@ from gateway.config import Config
 from gateway.errors import InputError
 from storage.db import Database, open_database
 from storage.faxes import InboundMail, Receipt, set_aside_mail
+from storage.states import ReceiptStatus
 
 JSON_FIELDS = ("receipt_no", "received_at", "station", "pages", "doc_number", "issuer", "title",
                "urgency", "classification", "is_urgent", "urgency_reasons", "status")
@@ -86,9 +87,6 @@ def list_command(args: argparse.Namespace) -> int:
 
 # --- fax setaside ----------------------------------------------------------------------------
 
-_ASIDE_LABELS = {"quarantined": "隔离", "duplicate": "重复"}
-
-
 def set_aside_command(args: argparse.Namespace) -> int:
     from gateway.calls.commands import parse_since
 
@@ -109,7 +107,7 @@ def set_aside_command(args: argparse.Namespace) -> int:
 
 def set_aside_row(mail: InboundMail, config: Config) -> dict[str, Any]:
     return {"mail_id": mail.id, "received_at": local_iso(mail.received_at, config.zone),
-            "kind": _ASIDE_LABELS.get(mail.state, mail.state), "state": mail.state, "reason": mail.reason,
+            "kind": terms.SET_ASIDE_KIND.get(mail.state, mail.state), "state": mail.state, "reason": mail.reason,
             "mail_from": mail.mail_from, "peer": mail.peer, "message_id": mail.message_id,
             "spool": mail.spool_path, "size": mail.size}
 
@@ -244,11 +242,11 @@ def sign_receipt(receipt: Receipt, by: str, when: Any) -> None:
     """签收: who took the fax in hand, and when. Signing twice is refused, not overwritten."""
     if not by.strip():
         raise InputError("--by must name who signs")
-    if receipt.status == "signed":
+    if receipt.status == ReceiptStatus.SIGNED:
         raise InputError(f"{receipt.receipt_no} was already signed by {receipt.signed_by}")
-    if receipt.status == "reading":
+    if receipt.status == ReceiptStatus.READING:
         raise InputError(f"{receipt.receipt_no} is still being read; sign it once it is filed")
-    receipt.status, receipt.signed_by, receipt.signed_at = "signed", by.strip(), when
+    receipt.status, receipt.signed_by, receipt.signed_at = ReceiptStatus.SIGNED, by.strip(), when
 
 
 # --- fax ingest ------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
@@ -30,51 +31,49 @@ from gateway.fax.mail import Attachment, FaxMail, document_mail, parse_mail
 from gateway.fax.numbering import insert_numbered
 from gateway.fax.spool import write_durably
 from ocr.errors import UnreadableDocument
-from ocr.model import FaxFields, PageText, Reason, UrgencyDecision
+from ocr.model import PageText, Reason, Rule, UrgencyDecision
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt, ReceiptPage
+from storage.states import FilingOutcome, InboundMailState, ReceiptStatus
+
+if TYPE_CHECKING:  # the OCR engines load only where pages are read (workers, ``fax ingest``)
+    from ocr.pages import FaxPage
+    from ocr.reader import FaxReading, HeaderReading
 
 log = logging.getLogger("dutygw.fax.filing")
 
-HeaderCallback = Callable[[UrgencyDecision, Any], None]
+HeaderCallback = Callable[[UrgencyDecision, PageText], None]
 """``(decision, page-1 text)``, as ``ocr.reader.FaxReader`` calls it."""
+PageCallback = Callable[[int], None]
+"""Told each step before it is done (a page number; see ``ocr.reader.PageCallback``)."""
 UrgencyCallback = Callable[[int], None]
 
 _SUFFIXES = {"image/tiff": ".tif", "application/pdf": ".pdf", "application/postscript": ".ps",
              "image/png": ".png", "image/jpeg": ".jpg"}
 
 
-class Reading(Protocol):
-    """What filing takes from a reading (``ocr.reader.FaxReading`` fits)."""
-
-    @property
-    def pages(self) -> Sequence[PageText]: ...
-    @property
-    def fields(self) -> FaxFields: ...
-    @property
-    def urgency(self) -> UrgencyDecision: ...
-    @property
-    def confidence(self) -> float | None: ...
-    @property
-    def review(self) -> Sequence[str]:
-        """Why a person should check the reading (already in Chinese)."""
-        ...
-
-
 class Reader(Protocol):
-    """What filing needs of the OCR package (``ocr.reader.FaxReader`` fits)."""
+    """What the fax intake needs of the OCR package (``ocr.reader.FaxReader`` fits): all
+    pages in one go (``read``, filing in this thread), or the header pass and the rest as
+    two jobs (``read_header``, ``read_rest``, in ``gateway.fax.worker``)."""
 
-    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> Reading: ...
+    def read(self, pages: Sequence[FaxPage], *,
+             on_header: HeaderCallback | None = None) -> FaxReading: ...
+
+    def read_header(self, pages: Sequence[FaxPage], *,
+                    on_page: PageCallback | None = None) -> HeaderReading: ...
+
+    def read_rest(self, pages: Sequence[FaxPage], header: HeaderReading, *,
+                  on_page: PageCallback | None = None) -> FaxReading: ...
 
 
-PageLoader = Callable[..., list[Any]]
+PageLoader = Callable[..., list["FaxPage"]]
 
 
 @dataclass(frozen=True)
 class FilingResult:
     mail_id: int
-    outcome: str
-    """filed, needs_review, duplicate, quarantined, or skipped (already handled)."""
+    outcome: FilingOutcome
     receipt_id: int | None = None
     reason: str | None = None
 
@@ -122,7 +121,7 @@ class Filer:
     def pending(self) -> list[int]:
         """Mails accepted but not yet filed, oldest first (what a restart must finish)."""
         with self._db.session() as session:
-            query = select(InboundMail.id).where(InboundMail.state == "spooled").order_by(InboundMail.id)
+            query = select(InboundMail.id).where(InboundMail.state == InboundMailState.SPOOLED).order_by(InboundMail.id)
             return list(session.scalars(query))
 
     def file(self, mail_id: int) -> FilingResult:
@@ -135,33 +134,34 @@ class Filer:
         """Parse, set aside (duplicate, quarantine) or open the numbered receipt."""
         with self._db.session() as session:
             row = session.get(InboundMail, mail_id)
-            if row is None or row.state != "spooled":
-                return FilingResult(mail_id, "skipped")
+            if row is None or row.state != InboundMailState.SPOOLED:
+                return FilingResult(mail_id, FilingOutcome.SKIPPED)
             spool_path, arrived_at = Path(row.spool_path), row.received_at
         try:
             fax = self._parse(spool_path, arrived_at)
         except Exception as exc:  # the mail is kept (spool file) and shown to a person
             log.exception("mail %d could not be parsed", mail_id)
-            return self._set_mail_state(mail_id, "quarantined", f"邮件无法解析：{exc}")
+            return self._set_mail_state(mail_id, InboundMailState.QUARANTINED,
+                                       f"邮件无法解析：{exc}")
         return self._file_parsed(mail_id, fax)
 
-    def _parse(self, spool_path: Path, arrived_at: Any) -> FaxMail:
+    def _parse(self, spool_path: Path, arrived_at: datetime) -> FaxMail:
         raw = spool_path.read_bytes()
         if spool_path.suffix == ".eml":
             return parse_mail(raw, arrived_at=arrived_at, zone=self._config.zone)
         return document_mail(raw, spool_path.name, arrived_at=arrived_at, zone=self._config.zone)
 
-    def _file_parsed(self, mail_id: int, fax: FaxMail) -> FilingResult:
+    def _file_parsed(self, mail_id: int, fax: FaxMail) -> FilingResult | Opened:
         attachment = fax.attachment
         self._note_mail(mail_id, fax, attachment)
         duplicate = self._duplicate_reason(mail_id, fax, attachment)
         if duplicate is not None:
             log.info("mail %d is a duplicate: %s", mail_id, duplicate)
-            return self._set_mail_state(mail_id, "duplicate", duplicate)
+            return self._set_mail_state(mail_id, InboundMailState.DUPLICATE, duplicate)
         if attachment is None and not fax.failed:
             reason = _no_attachment_reason(fax)
             log.warning("mail %d quarantined: %s", mail_id, reason)
-            return self._set_mail_state(mail_id, "quarantined", reason)
+            return self._set_mail_state(mail_id, InboundMailState.QUARANTINED, reason)
         receipt_id, original = self._open_receipt(mail_id, fax, attachment)
         return Opened(mail_id, receipt_id, str(original) if original else None,
                       attachment.declared_type if attachment else None, attachment is not None,
@@ -175,11 +175,13 @@ class Filer:
             row.attachment_sha256 = attachment.sha256 if attachment and attachment.data else None
             row.message_id = row.message_id or fax.message_id
 
-    def _set_mail_state(self, mail_id: int, state: str, reason: str | None) -> FilingResult:
+    def _set_mail_state(self, mail_id: int, state: InboundMailState,
+                        reason: str | None) -> FilingResult:
+        """Set a mail aside (duplicate, quarantined): that is also what its filing came to."""
         with self._db.session() as session:
             row = session.get_one(InboundMail, mail_id)
             row.state, row.reason = state, reason
-        return FilingResult(mail_id, state, None, reason)
+        return FilingResult(mail_id, FilingOutcome(state), None, reason)
 
     def _duplicate_reason(self, mail_id: int, fax: FaxMail, attachment: Attachment | None) -> str | None:
         """Why this mail repeats an earlier one (naming that receipt), or None.
@@ -226,7 +228,7 @@ class Filer:
                 original_path=str(original) if original else None,
                 original_sha256=attachment.sha256 if attachment and attachment.data else None,
                 content_type=(attachment.content_type or attachment.declared_type) if attachment else None,
-                status="reading", review_reasons=[], urgency_reasons=[],
+                status=ReceiptStatus.READING, review_reasons=[], urgency_reasons=[],
             )
 
         receipt = insert_numbered(self._db, make)
@@ -247,7 +249,7 @@ class Filer:
     def _read_and_finish(self, opened: Opened) -> FilingResult:
         """Read in this thread (no watchdog) and finish: ``fax ingest`` and tests."""
         reasons = list(opened.reasons)
-        reading: Reading | None = None
+        reading: FaxReading | None = None
         total_pages: int | None = None
         if opened.has_attachment:
             try:
@@ -270,7 +272,7 @@ class Filer:
         return self.finish(opened, reading, total_pages, reasons)
 
     def _header_recorder(self, receipt_id: int) -> HeaderCallback:
-        def on_header(decision: UrgencyDecision, _page1_text: Any) -> None:
+        def on_header(decision: UrgencyDecision, _page1_text: PageText) -> None:
             self.record_header(receipt_id, decision)
             self._notify(receipt_id)
 
@@ -285,7 +287,7 @@ class Filer:
 
     def record_unreadable(self, receipt_id: int, error: str) -> None:
         """Nobody can tell whether an unreadable fax is urgent: treat it as possibly urgent."""
-        reason = Reason(rule="unreadable_document", word="", where=error[:200])
+        reason = Reason(rule=Rule.UNREADABLE_DOCUMENT, word="", where=error[:200])
         self.record_header(receipt_id, UrgencyDecision(False, True, None, None, None, (reason,)))
 
     def _notify(self, receipt_id: int) -> None:
@@ -294,7 +296,7 @@ class Filer:
         except Exception:
             log.exception("on_urgency callback failed for receipt %d", receipt_id)
 
-    def finish(self, opened: Opened, reading: Reading | None, total_pages: int | None,
+    def finish(self, opened: Opened, reading: FaxReading | None, total_pages: int | None,
                reasons: Sequence[str]) -> FilingResult:
         """Store what was read and the review reasons; the mail is filed."""
         mail_id, receipt_id = opened.mail_id, opened.receipt_id
@@ -308,14 +310,16 @@ class Filer:
                 review += _reading_reasons(reading)
                 _apply_reading(receipt, reading)
             receipt.review_reasons = list(dict.fromkeys(review))
-            receipt.status = status = "needs_review" if receipt.review_reasons else "filed"
+            receipt.status = status = (ReceiptStatus.NEEDS_REVIEW if receipt.review_reasons
+                                       else ReceiptStatus.FILED)
             receipt.filed_at = self._clock.now()
-            mail.state, mail.reason = "filed", None
+            mail.state, mail.reason = InboundMailState.FILED, None
         log.info("receipt %d %s", receipt_id, status)
-        return FilingResult(mail_id, status, receipt_id, "; ".join(dict.fromkeys(reasons)) or None)
+        return FilingResult(mail_id, FilingOutcome(status), receipt_id,
+                            "; ".join(dict.fromkeys(reasons)) or None)
 
 
-def _default_loader(*args: Any, **kwargs: Any) -> list[Any]:
+def _default_loader(*args: Any, **kwargs: Any) -> list[FaxPage]:
     from ocr.pages import load_pages
 
     return load_pages(*args, **kwargs)
@@ -330,14 +334,12 @@ def _apply_decision(receipt: Receipt, decision: UrgencyDecision) -> None:
     receipt.urgency_reasons = [reason.as_dict() for reason in decision.reasons]
 
 
-def _apply_reading(receipt: Receipt, reading: Reading) -> None:
+def _apply_reading(receipt: Receipt, reading: FaxReading) -> None:
+    """The register fields and page texts. Not the urgency decision: ``record_header``
+    stored it, and the fields' urgency and classification are that decision's."""
     fields = reading.fields
-    _apply_decision(receipt, reading.urgency)
     for name in ("copy_no", "doc_number", "issuer", "title", "recipients", "doc_date", "sender"):
         setattr(receipt, name, getattr(fields, name))
-    receipt.urgency = fields.urgency or receipt.urgency
-    receipt.classification = fields.classification or receipt.classification
-    receipt.secrecy_period = fields.secrecy_period or receipt.secrecy_period
     receipt.page_texts = [_page_row(page) for page in reading.pages]
     receipt.ocr_engine = next((page.engine for page in reading.pages), None)
     receipt.ocr_confidence = reading.confidence
@@ -349,7 +351,7 @@ def _page_row(page: PageText) -> ReceiptPage:
                        confidence=page.confidence, engine=page.engine, error=page.error)
 
 
-def _reading_reasons(reading: Reading) -> list[str]:
+def _reading_reasons(reading: FaxReading) -> list[str]:
     reasons = list(reading.review)
     others = [name for name in reading.fields.conflicts if name != "doc_number"]  # the reader names that one
     if others:

@@ -26,7 +26,7 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import Envelope
 from sqlalchemy.exc import OperationalError
@@ -48,6 +48,9 @@ from gateway.fax.worker import (
     Worker,
 )
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from ocr.reader import FaxReading, HeaderReading
 
 log = logging.getLogger("dutygw.fax.service")
 
@@ -110,7 +113,7 @@ class FaxService:
         self._spool = Spool(config.paths.data_dir / "spool")
         self._reader_factory = reader_factory
         self._arrivals: asyncio.Queue[int] = asyncio.Queue()
-        self._jobs: list[tuple[int, int, Opened, Any]] = []
+        self._jobs: list[tuple[int, int, Opened, HeaderReading | None]] = []
         self._job_added = asyncio.Condition()
         self._order = itertools.count()
         self._open_mails: set[int] = set()
@@ -220,12 +223,13 @@ class FaxService:
             else:
                 await self._queue(HEADER, opened, None)
 
-    async def _queue(self, priority: int, opened: Opened, header: Any) -> None:
+    async def _queue(self, priority: int, opened: Opened, header: HeaderReading | None) -> None:
         heapq.heappush(self._jobs, (priority, next(self._order), opened, header))
         async with self._job_added:
             self._job_added.notify_all()
 
-    async def _next_job(self, header_only: bool) -> tuple[int, int, Opened, Any]:
+    async def _next_job(self, header_only: bool
+                        ) -> tuple[int, int, Opened, HeaderReading | None]:
         async with self._job_added:
             await self._job_added.wait_for(lambda: bool(self._jobs) and (
                 not header_only or self._jobs[0][0] == HEADER))
@@ -245,6 +249,7 @@ class FaxService:
             if priority == HEADER:
                 await self._header_pass(worker, opened)
             else:
+                assert header is not None  # a body is queued with its header pass's reading
                 await self._body_pass(worker, opened, header)
 
     def _document(self, opened: Opened) -> Document:
@@ -267,7 +272,7 @@ class FaxService:
         self._notify(opened.receipt_id)
         await self._queue(URGENT_BODY if header.decision.should_page else BODY, opened, header)
 
-    async def _body_pass(self, worker: Worker, opened: Opened, header: Any) -> None:
+    async def _body_pass(self, worker: Worker, opened: Opened, header: HeaderReading) -> None:
         try:
             done: BodyDone = await worker.run(BodyJob(self._document(opened), header))
         except ReadFailed as failed:
@@ -285,7 +290,8 @@ class FaxService:
             self._notify(opened.receipt_id)
         await self._finish(opened, None, None, [])
 
-    async def _finish(self, opened: Opened, reading: Any, total: int | None, reasons: list[str]) -> None:
+    async def _finish(self, opened: Opened, reading: FaxReading | None, total: int | None,
+                      reasons: list[str]) -> None:
         result = await self._retrying(f"filing receipt {opened.receipt_id}", self._filer.finish,
                                       opened, reading, total, list(opened.reasons) + reasons)
         if result is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from gateway.fax.mail import decode_header
 from storage.db import Database
 from storage.faxes import InboundMail
+from storage.states import InboundMailState
 
 
 def write_durably(path: Path, data: bytes) -> Path:
@@ -87,7 +88,7 @@ def accept(db: Database, spool: Spool, raw: bytes, arrival: Arrival, suffix: str
         rcpt_to=",".join(arrival.rcpt_tos)[:1000],
         peer=arrival.peer[:100],
         size=len(raw),
-        state="spooled",
+        state=InboundMailState.SPOOLED,
     )
     with db.session() as session:
         session.add(row)

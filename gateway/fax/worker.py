@@ -25,7 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # the OCR package loads in the worker process, not where jobs are queued
+    from gateway.fax.filing import Reader
+    from ocr.reader import FaxReading, HeaderReading
 
 log = logging.getLogger("dutygw.fax.worker")
 
@@ -45,7 +49,7 @@ under one): a PostScript program that never ends is stopped here."""
 BODY_DECODE_PAGES = 3
 """A body's decoding (all its pages at once) may take this many page limits."""
 
-ReaderFactory = Callable[[], Any]
+ReaderFactory = Callable[[], "Reader"]
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,13 @@ class BodyJob:
     """The other pages and the register fields, after the header pass."""
 
     document: Document
-    header: Any
-    """The ``ocr.reader.HeaderReading`` the header pass returned."""
+    header: HeaderReading
+    """What the header pass returned."""
 
 
 @dataclass(frozen=True)
 class BodyDone:
-    reading: Any
-    """An ``ocr.reader.FaxReading``."""
+    reading: FaxReading
     read: int
     total: int
 
@@ -91,7 +94,8 @@ class ReadFailed(Exception):
         self.reason = reason
 
 
-def perform(reader: Any, job: Job, on_page: Callable[[int], None] | None = None) -> Any:
+def perform(reader: Reader, job: Job,
+            on_page: Callable[[int], None] | None = None) -> HeaderReading | BodyDone:
     """Do one job with ``reader`` in this process: a ``HeaderReading`` or a ``BodyDone``."""
     from ocr.pages import load_pages
 
@@ -109,6 +113,8 @@ def perform(reader: Any, job: Job, on_page: Callable[[int], None] | None = None)
 
 
 class Worker(Protocol):
+    def start(self) -> None: ...
+
     async def ready(self) -> None: ...
 
     async def run(self, job: Job) -> Any: ...
@@ -159,7 +165,7 @@ def _set_nice(nice: int) -> None:
         pass
 
 
-def _outcome(reader: Any, job: Job, on_page: Callable[[int], None]) -> tuple[str, Any]:
+def _outcome(reader: Reader, job: Job, on_page: Callable[[int], None]) -> tuple[str, Any]:
     from ocr.errors import UnreadableDocument
 
     try:

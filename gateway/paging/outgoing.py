@@ -21,6 +21,7 @@ from gateway.paging.policy import ReceiptFacts, decide
 from gateway.shifts.calendar import Shift, shifts_between
 from storage.faxes import Receipt
 from storage.paging import OutboundMail
+from storage.states import ReceiptStatus
 
 log = logging.getLogger("dutygw.paging.outgoing")
 
@@ -76,7 +77,7 @@ def queue_due_digests(session: Session, config: Config, now: datetime,
 
 def digest_ready(shift: Shift, now: datetime, statuses: Sequence[str]) -> bool:
     """A fax that came at 07:59 is still being read at 08:00: wait for it, but not for ever."""
-    still_reading = any(status == "reading" for status in statuses)
+    still_reading = any(status == ReceiptStatus.READING for status in statuses)
     return now >= shift.end and (not still_reading or now >= shift.end + DIGEST_GRACE)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
 from gateway import terms
+from storage.states import ReceiptStatus
 
 MISSED_KINDS = terms.MISSED_OUTCOME
 """Inbound outcomes that count as missed, with the words duty staff read."""
@@ -113,7 +114,7 @@ class ReceiptRow:
 
     def signed_by_then(self, as_of: datetime) -> bool:
         """Signed for by ``as_of``; a receipt marked signed without a time counts as signed."""
-        return self.signed_at <= as_of if self.signed_at is not None else self.status == "signed"
+        return self.signed_at <= as_of if self.signed_at is not None else self.status == ReceiptStatus.SIGNED
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from gateway.report.figures import (
     gap_of,
 )
 from storage.faxes import is_classified
+from storage.states import InboundMailState
 
 HIDDEN = "（密件，不显示）"
 NONE = "无"
@@ -244,11 +245,8 @@ def _fax_section(figures: ShiftFigures, style: Style) -> Section:
     return Section("七、来文（传真）", tuple(lines), tables=tuple(tables))
 
 
-_SET_ASIDE_KINDS = {"quarantined": "隔离", "duplicate": "重复"}
-
-
 def _set_aside_table(figures: ShiftFigures, style: Style) -> Table:
-    rows = tuple((when(m.received_at, style), _SET_ASIDE_KINDS.get(m.kind, m.kind), m.mail_from, m.reason or "")
+    rows = tuple((when(m.received_at, style), terms.SET_ASIDE_KIND.get(m.kind, m.kind), m.mail_from, m.reason or "")
                  for m in figures.set_aside)
     return Table(("收到时间", "类别", "发件人", "原因"), rows, "未登记的来信")
 
@@ -319,7 +317,7 @@ def _handover_section(figures: ShiftFigures, style: Style) -> Section:
         for u in figures.unsent_reports
     )
     lines = lines + _signed_sheet(figures, style)
-    quarantined = tuple(m for m in figures.set_aside if m.kind == "quarantined")
+    quarantined = tuple(m for m in figures.set_aside if m.kind == InboundMailState.QUARANTINED)
     extra = (_set_aside_table(replace(figures, set_aside=quarantined), style),) if quarantined else ()
     return Section("九、交接班事项", lines, tables=(
         Table(("来电时间", "号码", "姓名", "类型", "情况"), missed, "未处理的未接来电"),

@@ -7,7 +7,7 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
-from alembic import op
+from storage.migrations.checks import add_checks, drop_checks
 
 revision = '0007'
 down_revision = '0006'
@@ -28,15 +28,8 @@ CHECKS: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 def upgrade() -> None:
-    for table, columns in CHECKS.items():
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for column, values in columns.items():
-                listed = ', '.join(f"'{value}'" for value in values)
-                batch_op.create_check_constraint(op.f(f'ck_{table}_{column}'), f'{column} IN ({listed})')
+    add_checks(CHECKS)
 
 
 def downgrade() -> None:
-    for table, columns in reversed(CHECKS.items()):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for column in columns:
-                batch_op.drop_constraint(op.f(f'ck_{table}_{column}'), type_='check')
+    drop_checks(CHECKS)
