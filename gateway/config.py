@@ -308,12 +308,15 @@ def _anchor_paths(raw: dict[str, Any], path: Path, where: str) -> dict[str, Any]
 
 def _absolute_paths(config: Config) -> Config:
     """Every path absolute, so the start-up log and error messages say exactly where."""
-    def absolute(value: Path | None) -> Path | None:
-        return None if value is None else Path(os.path.abspath(value.expanduser()))
+    def absolute(value: Path) -> Path:
+        return Path(os.path.abspath(value.expanduser()))
+
+    def optional(value: Path | None) -> Path | None:
+        return None if value is None else absolute(value)
 
     paths = dataclasses.replace(config.paths, data_dir=absolute(config.paths.data_dir),
-                                phonebook=absolute(config.paths.phonebook), roster=absolute(config.paths.roster))
-    paging = dataclasses.replace(config.paging, sounds_dir=absolute(config.paging.sounds_dir))
+                                phonebook=optional(config.paths.phonebook), roster=optional(config.paths.roster))
+    paging = dataclasses.replace(config.paging, sounds_dir=optional(config.paging.sounds_dir))
     return dataclasses.replace(config, paths=paths, paging=paging)
 
 

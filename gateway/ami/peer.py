@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from gateway.ami.framing import Framer, format_message, iter_messages
 from gateway.ami.message import AmiMessage
@@ -122,7 +122,7 @@ class AmiPeer:
         self._ids = itertools.count(0x40)
 
     @classmethod
-    def from_fixtures(cls, folder: Path, **kwargs: object) -> AmiPeer:
+    def from_fixtures(cls, folder: Path, **kwargs: object) -> Self:
         return cls(load_story(folder / "page_ack.ami"), load_story(folder / "page_noanswer.ami"), **kwargs)  # type: ignore[arg-type]
 
     async def start(self) -> int:

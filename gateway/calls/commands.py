@@ -32,7 +32,6 @@ JSON_FIELDS = (
     "final_party", "transferred_to", "picked_up_by", "note",
 )
 _TIME_FIELDS = {"arrived_at", "ringing_at", "answered_at", "ended_at", "called_back_at"}
-OUTCOME_LABELS = {**terms.CALL_OUTCOME, None: terms.IN_PROGRESS}
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([mhd])", re.IGNORECASE)
 _SPAN_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -146,7 +145,7 @@ def _row_cells(row: Call, zone: Any) -> tuple[str, ...]:
         row.dialed or "",
         rings,
         answered,
-        OUTCOME_LABELS.get(row.outcome, row.outcome or ""),
+        terms.CALL_OUTCOME.get(row.outcome, row.outcome) if row.outcome else terms.IN_PROGRESS,
         _callback_cell(row, zone),
     )
 

@@ -136,7 +136,7 @@ class FaxService:
 
     async def start(self) -> None:
         quiet_smtp_transcript()
-        self._filer = Filer(self._config, self._db, self._clock, self._reader_factory or (lambda: None))
+        self._filer = Filer(self._config, self._db, self._clock, self._reader_factory or _read_in_workers)
         for leftover in self._spool.discard_leftovers():
             log.info("removed unfinished spool write %s (never acknowledged)", leftover.name)
         pending = await self._db.run(self._filer.pending)
@@ -336,6 +336,11 @@ class FaxService:
             task = asyncio.ensure_future(outcome)
             self._callbacks.add(task)  # keep a reference until it is done
             task.add_done_callback(self._callbacks.discard)
+
+
+def _read_in_workers() -> Reader:
+    """The filer's reader when the intake reads in worker processes: the filer never reads."""
+    raise RuntimeError("this intake reads faxes in its OCR worker processes, not in the filer")
 
 
 def quiet_smtp_transcript() -> None:
