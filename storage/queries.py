@@ -228,15 +228,19 @@ def correct_receipt(session: Session, receipt_id: int, name: str, value: str, ac
 
 
 def sign_receipt(session: Session, receipt_id: int, actor: str, at: datetime, address: str = "") -> bool:
-    """签收; False when it was already signed (the first signature stands)."""
+    """签收, by the console and the CLI alike; False when it was already signed (the first
+    signature stands). A fax may be signed while its later pages are still being read: the
+    officer has page 1 in hand, and filing keeps the signature."""
     receipt = session.get(Receipt, receipt_id)
     if receipt is None:
         raise LookupError(f"no receipt {receipt_id}")
+    if not actor.strip():
+        raise ValueError("a signature names who signs")
     if receipt.status == ReceiptStatus.SIGNED:
         return False
     old = {"status": receipt.status}
-    receipt.status, receipt.signed_by, receipt.signed_at = ReceiptStatus.SIGNED, actor, at
-    audit(session, at, actor, "receipt.sign", f"receipt:{receipt_id}", old,
+    receipt.status, receipt.signed_by, receipt.signed_at = ReceiptStatus.SIGNED, actor.strip(), at
+    audit(session, at, actor.strip(), "receipt.sign", f"receipt:{receipt_id}", old,
           {"status": ReceiptStatus.SIGNED}, address)
     return True
 

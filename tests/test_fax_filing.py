@@ -20,6 +20,7 @@ from gateway.fax.numbering import insert_numbered
 from gateway.fax.spool import Arrival, Spool, accept
 from ocr.model import FaxFields, OcrLine, PageText, Reason, UrgencyDecision
 from ocr.reader import FaxReading
+from storage import queries
 from storage.db import Database
 from storage.faxes import InboundMail, Receipt
 from tests.conftest import FAX_FIXTURES
@@ -117,6 +118,34 @@ def test_fast_path_commits_urgency_and_calls_back_before_the_other_pages(tmp_pat
         assert [p.text for p in receipt.page_texts] == ["第1页", "第2页", "第3页"]
         assert receipt.page_texts[0].lines == [{"text": "第1页", "box": [1, 2, 30, 40], "confidence": 0.9}]
         assert receipt.ocr_confidence == pytest.approx(0.9)
+
+
+class SigningReader(UrgentReader):
+    """The officer signs the fax from page 1 while its other pages are still being read."""
+
+    def read(self, pages: Sequence[Any], *, on_header: Any = None) -> FaxReading:
+        def header_then_sign(decision: UrgencyDecision, text: PageText) -> None:
+            on_header(decision, text)
+            with self.db.session() as session:
+                receipt_id = session.scalars(select(Receipt.id)).one()
+                assert queries.sign_receipt(session, receipt_id, "值班员张三", datetime.now(UTC))
+
+        return super().read(pages, on_header=header_then_sign)
+
+
+def test_a_fax_signed_while_its_pages_are_read_stays_signed(tmp_path: Path, database: Database) -> None:
+    config = fax_config(tmp_path)
+    filer = Filer(config, database, FixedClock(), lambda: SigningReader(database))
+    mail_id = spooled(config, database, asterisk_mail(blank_tiff(2), station="S", pages=2, received=NIGHT))
+    result = filer.file(mail_id)
+    assert result.outcome == "filed"
+    with database.session() as session:
+        receipt = session.get_one(Receipt, result.receipt_id)
+        assert (receipt.status, receipt.signed_by) == ("signed", "值班员张三")
+        assert receipt.doc_number == "白政办〔2025〕156号" and receipt.filed_at is not None
+        with pytest.raises(ValueError, match="who signs"):
+            queries.sign_receipt(session, receipt.id, "  ", datetime.now(UTC))
+        assert not queries.sign_receipt(session, receipt.id, "李四", datetime.now(UTC))  # the first stands
 
 
 def test_engine_crash_still_makes_a_receipt_possibly_urgent(tmp_path: Path, database: Database) -> None:

@@ -21,9 +21,9 @@ from gateway import terms
 from gateway.clock import SystemClock, local_iso
 from gateway.config import Config
 from gateway.errors import InputError
+from storage import queries
 from storage.db import Database, open_database
 from storage.faxes import InboundMail, Receipt, set_aside_mail
-from storage.states import ReceiptStatus
 
 JSON_FIELDS = ("receipt_no", "received_at", "station", "pages", "doc_number", "issuer", "title",
                "urgency", "classification", "is_urgent", "urgency_reasons", "status")
@@ -230,23 +230,15 @@ def _show(value: Any) -> str:
 def sign_command(args: argparse.Namespace) -> int:
     config, db = _open(args)
     now = SystemClock().now()
+    if not args.by.strip():
+        raise InputError("--by must name who signs")
     with db.session() as session:
         receipt = find_receipt(session, args.receipt)
-        sign_receipt(receipt, args.by, now)
+        if not queries.sign_receipt(session, receipt.id, args.by, now):
+            raise InputError(f"{receipt.receipt_no} was already signed by {receipt.signed_by}")
         print(f"{receipt.receipt_no} 已由 {receipt.signed_by} 签收（{local_iso(now, config.zone)}）")
     db.dispose()
     return 0
-
-
-def sign_receipt(receipt: Receipt, by: str, when: Any) -> None:
-    """签收: who took the fax in hand, and when. Signing twice is refused, not overwritten."""
-    if not by.strip():
-        raise InputError("--by must name who signs")
-    if receipt.status == ReceiptStatus.SIGNED:
-        raise InputError(f"{receipt.receipt_no} was already signed by {receipt.signed_by}")
-    if receipt.status == ReceiptStatus.READING:
-        raise InputError(f"{receipt.receipt_no} is still being read; sign it once it is filed")
-    receipt.status, receipt.signed_by, receipt.signed_at = ReceiptStatus.SIGNED, by.strip(), when
 
 
 # --- fax ingest ------------------------------------------------------------------------------

@@ -310,8 +310,9 @@ class Filer:
                 review += _reading_reasons(reading)
                 _apply_reading(receipt, reading)
             receipt.review_reasons = list(dict.fromkeys(review))
-            receipt.status = status = (ReceiptStatus.NEEDS_REVIEW if receipt.review_reasons
-                                       else ReceiptStatus.FILED)
+            status = ReceiptStatus.NEEDS_REVIEW if receipt.review_reasons else ReceiptStatus.FILED
+            if receipt.status != ReceiptStatus.SIGNED:  # signed while its pages were read: it stays signed
+                receipt.status = status
             receipt.filed_at = self._clock.now()
             mail.state, mail.reason = InboundMailState.FILED, None
         log.info("receipt %d %s", receipt_id, status)
