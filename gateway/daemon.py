@@ -136,10 +136,11 @@ class Daemon:
         """The spot-check runner (值班抽查): hears the AMI stream, places due checks, mails the 情况通报."""
         if not self.config.spotcheck.enabled:
             return []
-        from gateway.spotcheck.runner import SpotCheckRunner, speech_of
+        from gateway.paging.speech import speech_for
+        from gateway.spotcheck.runner import SpotCheckRunner
 
         assert self.db is not None
-        runner = SpotCheckRunner(self.config, self.db, self.clock, ami, speech=speech_of(self.config),
+        runner = SpotCheckRunner(self.config, self.db, self.clock, ami, speech=speech_for(self.config),
                                  on_mail_queued=mail.wake)
         listener.also.append(runner.on_ami_message)
         return [runner]

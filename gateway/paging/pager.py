@@ -80,7 +80,7 @@ from gateway.paging.notices import URGENT_NOTICE, spoken_page_text
 from gateway.paging.originate import originate_fields
 from gateway.paging.outgoing import escalation_notice_key, queue_urgent_notice, receipt_notice_key
 from gateway.paging.policy import ReceiptFacts, chain_as_json, decide, resolve_chain
-from gateway.paging.speech import Speech
+from gateway.paging.speech import Speech, speech_for
 from gateway.shifts.calendar import Shift, shift_at
 from gateway.shifts.roster import on_duty
 from storage.db import Database
@@ -678,12 +678,3 @@ def _unhandled_receipts(db: Database, since: datetime, decided_before: datetime)
         for ids in session.scalars(notices):
             handled.update(int(i) for i in ids or [])
         return [r for r in candidates if r not in handled]
-
-
-# -- wiring for the daemon ----------------------------------------------------------------
-
-
-def speech_for(config: Config) -> Speech:
-    """The prompt renderer: ``[paging] sounds_dir`` (default ``<data_dir>/sounds``)."""
-    folder = config.paging.sounds_dir or config.paths.data_dir / "sounds"
-    return Speech(folder, config.paging.pbx_sounds_dir)

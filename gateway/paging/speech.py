@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.paging.spoken import as_pinyin, speakable, twice
 
@@ -173,3 +174,9 @@ if __name__ == "__main__":  # python -m gateway.paging.speech dialplan/sounds
 
     for made_path in render_fallbacks(Path(sys.argv[1] if len(sys.argv) > 1 else "dialplan/sounds")):
         print(made_path)
+
+
+def speech_for(config: Config) -> Speech:
+    """The prompt renderer of the page and the spot checks alike: ``[paging] sounds_dir``
+    (default ``<data_dir>/sounds``), played from ``pbx_sounds_dir`` on the PBX."""
+    return Speech(config.paging.sounds_dir or config.paths.data_dir / "sounds", config.paging.pbx_sounds_dir)

@@ -53,11 +53,6 @@ def rules_of(config: Config) -> Rules:
                  result_margin_seconds=spot.result_margin_seconds, max_call_seconds=spot.max_call_seconds)
 
 
-def speech_of(config: Config) -> Speech:
-    """The same renderer and folder as the spoken page (``[paging] sounds_dir``, ``pbx_sounds_dir``)."""
-    return Speech(config.paging.sounds_dir or config.paths.data_dir / "sounds", config.paging.pbx_sounds_dir)
-
-
 def prompt_text(config: Config) -> str:
     spot = config.spotcheck
     template = spot.prompt_with_name if spot.record_name else spot.prompt
