@@ -1,12 +1,13 @@
-"""The words duty staff read, in one place: the CLI, the XLSX, the PDF and the HTML report
-all take them from here, so one thing has one name (withheld is always 号码隐藏, a busy
-line always 未接-占线, a filed fax always 已登记), never an internal value or English.
+"""The words duty staff read, in one place: the CLI, the console, the XLSX, the PDF and the
+HTML report take them from here, so one thing has one name (withheld is always 号码隐藏, a busy
+line always 未接-占线, a filed fax always 待签收), never an internal value or English.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ocr.model import Rule
 from storage.states import InboundMailState, ReceiptStatus
 
 WITHHELD = "号码隐藏"
@@ -31,7 +32,7 @@ CALL_OUTCOME: Mapping[str, str] = {
 IN_PROGRESS = "进行中"
 
 RECEIPT_STATUS: Mapping[str, str] = {
-    ReceiptStatus.READING: "识别中", ReceiptStatus.FILED: "已登记",
+    ReceiptStatus.READING: "识别中", ReceiptStatus.FILED: "待签收",
     ReceiptStatus.NEEDS_REVIEW: "待核对", ReceiptStatus.SIGNED: "已签收",
 }
 MAIL_STATE: Mapping[str, str] = {
@@ -54,6 +55,18 @@ PAGE_STATE: Mapping[str, str] = {
 }
 
 YES_NO: Mapping[bool | None, str] = {True: "是", False: "否", None: ""}
+
+
+URGENCY_RULE: Mapping[str, str] = {
+    Rule.HEADER_MARK: "版头紧急程度标识", Rule.NOT_URGENT_MARK: "标明不紧急", Rule.HEADER_FLAG: "版头紧急字样",
+    Rule.TITLE_FLAG: "标题含紧急", Rule.TITLE_OVERRULED: "标题紧急字样不计", Rule.REMARK_FLAG: "附注紧急字样",
+    Rule.TICKED_BOX: "表格勾选", Rule.UNTICKED_BOX: "表格未勾选", Rule.UNREADABLE_TICK: "勾选无法辨认",
+    Rule.NEAR_MISS: "疑似紧急字样", Rule.UNREADABLE_HEADER: "版头无法识别", Rule.SECOND_READER: "第二识别引擎",
+    Rule.CLASSIFICATION: "密级标识", Rule.NEGATED: "否定表述", Rule.IGNORED_BODY: "正文提及（不计）",
+    Rule.UNREADABLE_DOCUMENT: "文件无法读取", Rule.ISSUER: "发文机关", Rule.DOC_NUMBER: "文号",
+    Rule.DOC_YEAR_FROM_DATES: "由成文日期推定年份",
+}
+"""Why a fax was (or was not) judged urgent: the rule behind each piece of evidence."""
 
 
 def word(table: Mapping[str, str], value: str | None, *, default: str = "") -> str:

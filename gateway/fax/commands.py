@@ -210,7 +210,8 @@ def _details_text(details: dict[str, Any]) -> str:
     shown = {**details, "status": terms.word(terms.RECEIPT_STATUS, details.get("status"))}
     out = [f"{label}: {_show(shown[key])}" for key, label in _LABELS if shown.get(key) not in (None, "", [])]
     for reason in details["urgency_reasons"]:
-        out.append(f"  紧急依据: {reason.get('rule')} 「{reason.get('word')}」 {reason.get('where')}")
+        rule = terms.word(terms.URGENCY_RULE, reason.get("rule"))
+        out.append(f"  紧急依据: {rule} 「{reason.get('word')}」 {reason.get('where')}")
     for page in details["page_texts"]:
         out.append(f"\n--- 第 {page['page']} 页 ---" + (f" （{page['error']}）" if page["error"] else ""))
         out.append(page["text"])

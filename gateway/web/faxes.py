@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from gateway import terms
 from gateway.web.accounts import Account
 from gateway.web.app import Console, address_of, page
 from storage import queries
@@ -30,7 +31,7 @@ FIELD_LABELS = {
     "doc_number": "文号", "issuer": "发文机关", "title": "标题", "urgency": "紧急程度", "classification": "密级",
     "recipients": "主送", "doc_date": "成文日期", "sender": "发送人",
 }
-STATUS_LABELS = {"reading": "识别中", "filed": "待签收", "needs_review": "待核对", "signed": "已签收"}
+STATUS_LABELS = terms.RECEIPT_STATUS
 PAGE_WIDTH = 1000
 
 
@@ -126,7 +127,7 @@ def render_page(path: Path, content_type: str | None, page_no: int) -> bytes | N
 
     try:
         pages = load_pages(path, content_type=content_type, max_pages=page_no, max_pixels=60_000_000)
-    except (OSError, ValueError, Exception):  # an unreadable original is shown as missing
+    except Exception:  # noqa: BLE001 - an original that cannot be read, for any reason, is shown as missing
         return None
     if page_no < 1 or page_no > len(pages):
         return None
