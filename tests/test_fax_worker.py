@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from PIL import Image
 from gateway.fax.worker import Document, HeaderJob, ProcessWorker, ReadFailed, group_cpu_seconds
 from ocr.pages import FaxPage
 from tests.conftest import FAX_FIXTURES
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SPIN_WIDTH = 1234
 """A page exactly this wide makes the stand-in reader spin forever."""
@@ -72,3 +76,21 @@ def test_the_cpu_of_a_process_group_is_counted() -> None:
     own = group_cpu_seconds(os.getpgrp())
     spent = sum(i * i for i in range(3_000_000))
     assert spent > 0 and group_cpu_seconds(os.getpgrp()) > own
+
+
+def test_bodies_run_lower_in_every_thread_of_the_worker() -> None:
+    """Linux keeps a nice value per thread: onnxruntime's threads must go down with the main one."""
+    script = (
+        "import os, threading\n"
+        "from gateway.fax.worker import _set_nice\n"
+        "from ocr.engines import RapidOcrEngine\n"
+        "from PIL import Image\n"
+        "RapidOcrEngine(threads=2).read(Image.new('L', (400, 200), 255))\n"
+        "_set_nice(7)\n"
+        "print(sorted({int(open(f'/proc/self/task/{t}/stat').read().rsplit(')', 1)[1].split()[16])"
+        " for t in os.listdir('/proc/self/task')}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[7]", done.stdout

@@ -157,12 +157,15 @@ def _die_with_parent() -> None:
 
 
 def _set_nice(nice: int) -> None:
-    """Bodies at a lower CPU priority than header passes. Going back up needs privilege
-    (root, or systemd's ``LimitNICE=``); without it the worker stays at the lower one."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except PermissionError:
-        pass
+    """Bodies at a lower CPU priority than header passes. On Linux a nice value belongs to a
+    thread, so every thread of the process is set, onnxruntime's (started with the models)
+    included. Going back up needs privilege (root, or systemd's ``LimitNICE=``); without it
+    the worker stays at the lower one."""
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+        except (PermissionError, ProcessLookupError):
+            pass  # not allowed back up, or the thread is gone
 
 
 def _outcome(reader: Reader, job: Job, on_page: Callable[[int], None]) -> tuple[str, Any]:
