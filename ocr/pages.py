@@ -56,6 +56,11 @@ The kernel stops a program that never ends (``RLIMIT_CPU``): the reader that cal
 goes on with its models loaded, where the intake's watchdog would have to kill it."""
 
 
+def render_cpu_limit(max_pages: int) -> int:
+    """CPU seconds ghostscript may use to render up to ``max_pages`` pages."""
+    return RENDER_CPU_S_PER_PAGE * max(1, min(max_pages, 1000))
+
+
 @dataclass(frozen=True)
 class FaxPage:
     """One page image as received: mode ``"1"`` (fax) or ``"L"`` (grey), and its resolution."""
@@ -283,7 +288,7 @@ def _load_postscript(source: Path | bytes, *, max_pages: int, max_pixels: int,
         command = [gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pnggray",
                    f"-r{PDF_DPI}", f"-dLastPage={max_pages}",
                    f"-sOutputFile={work}/page-%04d.png", str(path)]
-        cpu_limit = RENDER_CPU_S_PER_PAGE * max(1, min(max_pages, 1000))
+        cpu_limit = render_cpu_limit(max_pages)
         returncode, stderr = _run_with_cpu_limit(command, cpu_limit)
         files = sorted(Path(work).glob("page-*.png"))
         if returncode == -signal.SIGXCPU:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from gateway.config import OcrConfig
 from gateway.fax.worker import HEADER_PAGES
-from ocr.pages import RENDER_CPU_S_PER_PAGE
+from ocr.pages import render_cpu_limit
 from storage.db import open_database
 from storage.faxes import InboundMail, Receipt
 from tests.conftest import FAX_FIXTURES
@@ -69,7 +69,7 @@ def test_poison_faxes_ahead_of_an_urgent_one_cost_seconds(tmp_path: Path, caplog
     # while the other reads the 10,000-page claim (page 1 only) and the damaged TIFF, about
     # one header pass each. So the urgent fax waits at most for the longer of the two;
     # measured against its own time alone, their sum bounds that on a machine of any speed.
-    loop_limit = RENDER_CPU_S_PER_PAGE * HEADER_PAGES
+    loop_limit = render_cpu_limit(HEADER_PAGES)
     assert behind - alone < loop_limit + 2 * alone, (alone, behind)
     for station in ("LOOP", "MANY", "BROKEN"):
         receipt = by_station[station]

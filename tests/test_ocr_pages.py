@@ -33,7 +33,7 @@ from ocr.normalise import (
     resample,
     to_grey,
 )
-from ocr.pages import RENDER_CPU_S_PER_PAGE, FaxPage, load_pages
+from ocr.pages import FaxPage, load_pages, render_cpu_limit
 from tests.fax_mails import POSTSCRIPT_LOOP
 from tests.ocr_corpus import FaxFixture
 
@@ -228,7 +228,7 @@ def test_a_postscript_program_that_never_ends_is_stopped_at_its_cpu_limit() -> N
         load_pages(POSTSCRIPT_LOOP, max_pages=2, max_pixels=40_000_000, count_pages=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    assert 2 * RENDER_CPU_S_PER_PAGE - 1 < used < 2 * RENDER_CPU_S_PER_PAGE + 2
+    assert render_cpu_limit(2) - 1 < used < render_cpu_limit(2) + 2
 
 
 

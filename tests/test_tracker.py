@@ -53,6 +53,21 @@ def last_time(messages: Iterable[AmiMessage]) -> datetime | None:
     return max(times) if times else None
 
 
+def feed_all(tracker: CallTracker, messages: Iterable[AmiMessage]) -> list[CallRecord]:
+    return [record for message in messages for record in tracker.feed(message)]
+
+
+def cut_then_next(tracker: CallTracker, data: bytes, cut: int, next_data: bytes) -> list[CallRecord]:
+    """The connection lost after ``cut`` bytes of ``data`` (the tracker told so at the last
+    time it saw), then a new connection carrying ``next_data``."""
+    first = list(iter_messages(data[:cut]))
+    records = feed_all(tracker, first)
+    lost_at = last_time(first)
+    if lost_at is not None:
+        records += tracker.connection_lost(lost_at)
+    return records + feed_all(tracker, list(iter_messages(next_data)))
+
+
 def run_connections(tracker: CallTracker, streams: list[list[AmiMessage]]) -> list[CallRecord]:
     """Feed each connection's messages as the daemon would: the connection is lost after
     every stream but the last one, and rebuilt (with no channels) on the next connect."""

@@ -12,7 +12,7 @@ import pytest
 from gateway.ami.framing import iter_messages
 from gateway.ami.message import AmiMessage
 from gateway.calls.tracker import CallRecord, CallTracker
-from tests.test_tracker import last_time
+from tests.test_tracker import cut_then_next, feed_all
 from tests.test_tracker_patterns import (
     DUTY,
     PATTERNS,
@@ -33,9 +33,6 @@ def _data(name: str) -> bytes:
 def _follower(name: str) -> str:
     return "xfer_attended_to_leader" if name != "xfer_attended_to_leader" else "pickup_by_third_phone"
 
-
-def _feed(tracker: CallTracker, messages: list[AmiMessage]) -> list[CallRecord]:
-    return [record for message in messages for record in tracker.feed(message)]
 
 
 def _every_seen_call_ends_once(records: list[CallRecord]) -> None:
@@ -58,7 +55,7 @@ def test_random_tcp_chunks_give_the_same_records(name: str) -> None:
     rng = random.Random(name)
     cuts = sorted(rng.sample(range(1, len(data)), 60))
     chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
-    assert _feed(CallTracker(DUTY), list(iter_messages(chunks))) == track_pattern(name)
+    assert feed_all(CallTracker(DUTY), list(iter_messages(chunks))) == track_pattern(name)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -67,12 +64,7 @@ def test_stream_cut_at_random_points_then_the_next_connection(name: str) -> None
     allowed = {TRUTHS[name]["linkedid"], TRUTHS[follower]["linkedid"]}
     for cut in random.Random(f"cut-{name}").sample(range(1, len(data)), 12):
         tracker = CallTracker(DUTY)
-        first = list(iter_messages(data[:cut]))
-        records = _feed(tracker, first)
-        lost_at = last_time(first)
-        if lost_at is not None:
-            records += tracker.connection_lost(lost_at)
-        records += _feed(tracker, list(iter_messages(_data(follower))))
+        records = cut_then_next(tracker, data, cut, _data(follower))
         _every_seen_call_ends_once(records)
         _follower_right(records, follower)
         assert set(kept_finals(records)) <= allowed, "no leg kept as a call of its own"
@@ -95,7 +87,7 @@ def test_attach_mid_call_with_first_events_dropped(name: str) -> None:
     decisive = _decisive_index(messages, truth["linkedid"])
     for dropped in range(len(messages) + 1):
         tracker = CallTracker(DUTY)
-        records = _feed(tracker, messages[dropped:] + following)
+        records = feed_all(tracker, messages[dropped:] + following)
         _every_seen_call_ends_once(records)
         _follower_right(records, follower)
         kept = kept_finals(records)

@@ -17,8 +17,10 @@ from tests.test_tracker import (
     DUTY,
     SCENARIOS,
     assert_matches,
+    cut_then_next,
     expected_calls,
     expected_outcome,
+    feed_all,
     finals,
     last_time,
     scenario_bytes,
@@ -41,9 +43,6 @@ def _assert_follower_right(records: list[CallRecord], follower: str) -> None:
         assert_matches(final[call["pbx_linkedid"]], call)
 
 
-def _feed(tracker: CallTracker, messages: list[AmiMessage]) -> list[CallRecord]:
-    return [record for message in messages for record in tracker.feed(message)]
-
 
 def _every_seen_call_ends_once(records: list[CallRecord]) -> None:
     final = finals(records)
@@ -57,7 +56,7 @@ def test_random_tcp_chunks_give_the_same_records(name: str) -> None:
     cuts = sorted(rng.sample(range(1, len(data)), 40))
     chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
     tracker = CallTracker(DUTY)
-    assert _feed(tracker, list(iter_messages(chunks))) == track(name)
+    assert feed_all(tracker, list(iter_messages(chunks))) == track(name)
 
 
 @pytest.mark.parametrize("name", SINGLE)
@@ -67,13 +66,8 @@ def test_stream_cut_at_random_points_then_the_next_connection(name: str) -> None
     rng = random.Random(f"cut-{name}")
     for cut in rng.sample(range(1, len(data)), 8):
         tracker = CallTracker(DUTY)
-        first = list(iter_messages(data[:cut]))
-        records = _feed(tracker, first)
-        lost_at = last_time(first)
-        if lost_at is not None:
-            records += tracker.connection_lost(lost_at)
         (next_data,) = scenario_bytes(follower)
-        records += _feed(tracker, list(iter_messages(next_data)))
+        records = cut_then_next(tracker, data, cut, next_data)
         _every_seen_call_ends_once(records)
         _assert_follower_right(records, follower)
         expected = {c["pbx_linkedid"] for c in expected_calls(name)}
@@ -89,7 +83,7 @@ def test_cut_mid_message_and_glued_to_the_next_stream(name: str) -> None:
     rng = random.Random(f"glue-{name}")
     for cut in rng.sample(range(1, len(data)), 8):
         tracker = CallTracker(DUTY)
-        records = _feed(tracker, list(iter_messages(data[:cut] + next_data)))
+        records = feed_all(tracker, list(iter_messages(data[:cut] + next_data)))
         _assert_follower_right(records, follower)
 
 
@@ -120,7 +114,7 @@ def _with_garbage(data: bytes, rng: random.Random) -> bytes:
 def test_garbage_between_messages_changes_nothing(name: str) -> None:
     (data,) = scenario_bytes(name)
     tracker = CallTracker(DUTY)
-    records = _feed(tracker, list(iter_messages(_with_garbage(data, random.Random(name)))))
+    records = feed_all(tracker, list(iter_messages(_with_garbage(data, random.Random(name)))))
     final = finals(records)
     assert set(final) == {c["pbx_linkedid"] for c in expected_calls(name)}
     for call in expected_calls(name):
@@ -148,7 +142,7 @@ def test_attach_mid_call_with_first_events_dropped(name: str) -> None:
     following = list(iter_messages(next_data))
     for dropped in range(len(messages) + 1):
         tracker = CallTracker(DUTY)
-        records = _feed(tracker, messages[dropped:] + following)
+        records = feed_all(tracker, messages[dropped:] + following)
         _every_seen_call_ends_once(records)
         _assert_follower_right(records, follower)
         final = finals(records)
@@ -172,7 +166,7 @@ def test_gbk_caller_name() -> None:
     gbk = data.replace(ZHANG_SAN.encode("utf-8"), ZHANG_SAN.encode("gbk"))
     assert gbk != data
     tracker = CallTracker(DUTY)
-    (record,) = finals(_feed(tracker, list(iter_messages(gbk)))).values()
+    (record,) = finals(feed_all(tracker, list(iter_messages(gbk)))).values()
     assert record.caller_name == ZHANG_SAN
     (call,) = expected_calls("answered_cn_name_chanvars")
     assert_matches(record, call)
@@ -189,7 +183,7 @@ def _with_chanvariables(data: bytes) -> bytes:
 def test_chanvariable_headers_everywhere_change_nothing(name: str) -> None:
     (data,) = scenario_bytes(name)
     tracker = CallTracker(DUTY)
-    records = _feed(tracker, list(iter_messages(_with_chanvariables(data))))
+    records = feed_all(tracker, list(iter_messages(_with_chanvariables(data))))
     final = finals(records)
     assert set(final) == {c["pbx_linkedid"] for c in expected_calls(name)}
     for call in expected_calls(name):
@@ -206,7 +200,7 @@ def test_memory_stays_flat_over_many_calls() -> None:
     streams = [scenario_bytes(n)[0] for n in SINGLE]
     for run in range(40):
         for data in streams:
-            _feed(tracker, list(iter_messages(_renumbered(data, run))))
+            feed_all(tracker, list(iter_messages(_renumbered(data, run))))
         assert tracker.in_flight == 0
         assert tracker.remembered <= 50
 
@@ -261,7 +255,7 @@ def test_connection_lost_mid_call_gives_unknown_then_reconciles() -> None:
     messages, split = _ringing_split("answered_r2")
     (call,) = expected_calls("answered_r2")
     tracker = CallTracker(DUTY)
-    before = _feed(tracker, messages[:split])
+    before = feed_all(tracker, messages[:split])
     lost_at = last_time(messages[:split])
     assert lost_at is not None
     (lost,) = tracker.connection_lost(lost_at)
@@ -270,7 +264,7 @@ def test_connection_lost_mid_call_gives_unknown_then_reconciles() -> None:
     assert tracker.in_flight == 0
     rebuilt = tracker.rebuild(core_show_channels(messages, split), lost_at + timedelta(seconds=1))
     assert [r.outcome for r in rebuilt] == [None] and not rebuilt[0].complete
-    after = _feed(tracker, messages[split:])
+    after = feed_all(tracker, messages[split:])
     final = finals(after)
     assert_matches(final[call["pbx_linkedid"]], call)
     assert "reconciled" in (final[call["pbx_linkedid"]].note or "")
@@ -280,13 +274,13 @@ def test_connection_lost_mid_call_gives_unknown_then_reconciles() -> None:
 def test_lost_call_not_shown_after_reconnect_stays_unknown() -> None:
     messages, split = _ringing_split("missed_abandon")
     tracker = CallTracker(DUTY)
-    _feed(tracker, messages[:split])
+    feed_all(tracker, messages[:split])
     lost_at = last_time(messages[:split])
     assert lost_at is not None
     (lost,) = tracker.connection_lost(lost_at)
     assert lost.outcome == "unknown"
     assert tracker.rebuild([], lost_at + timedelta(seconds=2)) == []
-    assert _feed(tracker, messages[split:]) == [], "its stragglers are not a new call"
+    assert feed_all(tracker, messages[split:]) == [], "its stragglers are not a new call"
     assert tracker.remembered == 1 and tracker.in_flight == 0
 
 
@@ -300,7 +294,7 @@ def test_call_never_seen_is_rebuilt_from_core_show_channels() -> None:
     assert first.direction == "in" and first.caller == call["caller_number"]
     assert first.ringing_at is not None and first.outcome is None
     assert "CoreShowChannels" in (first.note or "")
-    final = finals(_feed(tracker, messages[split:]))[call["pbx_linkedid"]]
+    final = finals(feed_all(tracker, messages[split:]))[call["pbx_linkedid"]]
     assert final.outcome == "answered" and final.answered_by == call["answered_by"]
     assert final.answered_at is not None and abs(final.answered_at.timestamp() - call["answer"]) <= 0.5
     assert final.rings == call["rings_cn_cadence"]
@@ -322,7 +316,7 @@ def test_answered_call_rebuilt_after_the_gap_knows_who_answered() -> None:
 def test_shutdown_event_ends_calls_in_flight_as_unknown() -> None:
     messages, split = _ringing_split("missed_timeout")
     tracker = CallTracker(DUTY)
-    _feed(tracker, messages[:split])
+    feed_all(tracker, messages[:split])
     shutdown = AmiMessage.of(Event="Shutdown", Timestamp=messages[split - 1]["Timestamp"], Restart="True")
     (record,) = tracker.feed(shutdown)
     assert record.outcome == "unknown" and record.complete and record.ended_at is not None
